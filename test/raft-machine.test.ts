@@ -1,0 +1,241 @@
+// Step-by-step tests of the pure raft state machine: no clock, no sockets, every input by hand.
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import type { Outgoing } from '../src/protocol/machine.js'
+import { RaftMachine, type RaftMachineOptions } from '../src/protocol/raft/machine.js'
+import type { RaftMessage } from '../src/protocol/raft/messages.js'
+import { FAST_TIMING, type RaftMember } from '../src/protocol/raft/options.js'
+
+const T = FAST_TIMING // heartbeat 20, election 100-200, lease 90
+
+function node(id: string, members: RaftMember[], extra: Partial<RaftMachineOptions> = {}) {
+  return new RaftMachine({ id, members, timing: T, random: () => 0, ...extra })
+}
+
+const three: RaftMember[] = [{ id: 'a' }, { id: 'b' }, { id: 'c' }]
+
+/** A tiny synchronous network: deliver every queued message at `now` until nothing is left. */
+class Net {
+  readonly nodes = new Map<string, RaftMachine>()
+  readonly cut = new Set<string>()
+  log: Array<{ from: string } & Outgoing<RaftMessage>> = []
+  constructor(machines: RaftMachine[]) {
+    for (const m of machines) this.nodes.set(m.id, m)
+  }
+  connectAll(now: number) {
+    for (const a of this.nodes.values())
+      for (const b of this.nodes.values()) if (a !== b) a.step(now, { kind: 'peerConnected', peer: b.id })
+  }
+  settle(now: number) {
+    for (let i = 0; i < 1000; i++) {
+      const queue: Array<{ from: string } & Outgoing<RaftMessage>> = []
+      for (const n of this.nodes.values())
+        for (const m of n.ready().messages) queue.push({ from: n.id, ...m })
+      if (queue.length === 0) return
+      this.log.push(...queue)
+      for (const m of queue) {
+        if (this.cut.has(m.from) || this.cut.has(m.to)) continue
+        this.nodes.get(m.to)?.step(now, { kind: 'receive', from: m.from, msg: m.msg })
+      }
+    }
+    throw new Error('network did not settle')
+  }
+  tick(now: number) {
+    for (const n of this.nodes.values()) n.step(now, { kind: 'tick' })
+    this.settle(now)
+  }
+  leaders(now: number) {
+    return [...this.nodes.values()].filter((n) => n.view(now).role === 'leader').map((n) => n.id)
+  }
+}
+
+describe('raft machine', () => {
+  test('a single voter elects itself at its first timeout', () => {
+    const a = node('a', [{ id: 'a' }])
+    a.step(0, { kind: 'tick' })
+    assert.equal(a.view(0).role, 'follower')
+    a.step(100, { kind: 'tick' })
+    const v = a.view(100)
+    assert.equal(v.role, 'leader')
+    assert.equal(v.term, 1)
+    assert.equal(v.isLeader, true)
+    assert.deepEqual(a.ready().persist, { term: 1, votedFor: 'a' })
+  })
+
+  test('pre-vote then vote: the first node to time out wins term 1 and the others follow', () => {
+    const a = node('a', three, { random: () => 0 })
+    const b = node('b', three, { random: () => 0.9 })
+    const c = node('c', three, { random: () => 0.9 })
+    const net = new Net([a, b, c])
+    net.connectAll(0)
+    net.tick(0)
+    net.tick(100)
+    assert.deepEqual(net.leaders(100), ['a'])
+    assert.equal(b.view(100).leader?.id, 'a')
+    assert.equal(c.view(100).leader?.id, 'a')
+    assert.equal(a.view(100).term, 1)
+    const kinds = net.log.map((m) => m.msg.t)
+    assert.ok(kinds.indexOf('prevote') < kinds.indexOf('vote'), 'pre-vote comes before the real vote')
+    assert.equal(a.view(100).isLeader, true, 'acks of the first heartbeat grant the lease')
+  })
+
+  test('the lease runs out before any follower may vote for someone else', () => {
+    const [a, b, c] = [
+      node('a', three),
+      node('b', three, { random: () => 0.5 }),
+      node('c', three, { random: () => 0.5 }),
+    ]
+    const net = new Net([a, b, c])
+    net.connectAll(0)
+    net.tick(0)
+    net.tick(100) // a leads; b and c acked at 100
+    net.cut.add('a')
+    // The lease is electionTimeoutMin × (1 − 2 × drift) = 90 ms from the acked heartbeat.
+    assert.equal(a.view(189).isLeader, true)
+    assert.equal(a.view(190).isLeader, false)
+    // b and c refuse to vote until the minimum election timeout has passed since they heard a.
+    b.step(199, { kind: 'receive', from: 'c', msg: { t: 'vote', term: 2, transfer: false } })
+    assert.equal(b.view(199).term, 1, 'a follower in lease ignores a vote request')
+    assert.deepEqual(b.ready().messages, [])
+  })
+
+  test('check-quorum: a cut-off leader steps down within the minimum election timeout', () => {
+    const [a, b, c] = [
+      node('a', three),
+      node('b', three, { random: () => 0.5 }),
+      node('c', three, { random: () => 0.5 }),
+    ]
+    const net = new Net([a, b, c])
+    net.connectAll(0)
+    net.tick(0)
+    net.tick(100)
+    net.cut.add('a')
+    for (let t = 120; t <= 200; t += 20) net.tick(t)
+    assert.equal(a.view(200).role, 'follower')
+  })
+
+  test('pre-vote: a node returning from isolation does not raise its term or depose the leader', () => {
+    const [a, b, c] = [
+      node('a', three),
+      node('b', three, { random: () => 0.5 }),
+      node('c', three, { random: () => 0.99 }),
+    ]
+    const net = new Net([a, b, c])
+    net.connectAll(0)
+    net.tick(0)
+    net.tick(100)
+    net.cut.add('c')
+    for (let t = 120; t <= 1000; t += 20) net.tick(t)
+    assert.equal(c.view(1000).term, 1, 'isolated c never raised its term')
+    assert.equal(c.view(1000).role, 'candidate')
+    net.cut.delete('c')
+    for (let t = 1020; t <= 1100; t += 20) net.tick(t)
+    assert.deepEqual(net.leaders(1100), ['a'])
+    assert.equal(a.view(1100).term, 1)
+    assert.equal(c.view(1100).leader?.id, 'a')
+  })
+
+  test('a node never votes twice in one term, even after a restart from its hard state', () => {
+    const b = node('b', three)
+    b.step(0, { kind: 'receive', from: 'a', msg: { t: 'vote', term: 5, transfer: false } })
+    const first = b.ready()
+    assert.deepEqual(first.persist, { term: 5, votedFor: 'a' })
+    assert.deepEqual(first.messages, [{ to: 'a', msg: { t: 'vote-resp', term: 5, granted: true } }])
+    const restarted = node('b', three, { hardState: first.persist })
+    restarted.step(1, { kind: 'receive', from: 'c', msg: { t: 'vote', term: 5, transfer: false } })
+    assert.deepEqual(restarted.ready().messages, [
+      { to: 'c', msg: { t: 'vote-resp', term: 5, granted: false } },
+    ])
+  })
+
+  test('observers follow the leader but never vote or campaign', () => {
+    const members: RaftMember[] = [...three, { id: 'o', kind: 'observer' }]
+    const o = node('o', members)
+    assert.equal(o.view(0).role, 'observer')
+    o.step(0, { kind: 'tick' })
+    o.step(10_000, { kind: 'tick' })
+    assert.equal(o.view(10_000).role, 'observer')
+    assert.deepEqual(
+      o.ready().messages.filter((m) => m.msg.t !== 'hello'),
+      [],
+    )
+    o.step(10_001, { kind: 'receive', from: 'a', msg: { t: 'vote', term: 3, transfer: false } })
+    assert.deepEqual(o.ready().messages, [])
+    o.step(10_002, { kind: 'receive', from: 'a', msg: { t: 'hb', term: 3, sent: 7 } })
+    assert.equal(o.view(10_002).leader?.id, 'a')
+    assert.deepEqual(o.ready().messages, [{ to: 'a', msg: { t: 'hb-resp', term: 3, sent: 7 } }])
+  })
+
+  test('resign hands over with timeout-now and the successor wins the next term at once', () => {
+    const [a, b, c] = [
+      node('a', three),
+      node('b', three, { random: () => 0.5 }),
+      node('c', three, { random: () => 0.5 }),
+    ]
+    const net = new Net([a, b, c])
+    net.connectAll(0)
+    net.tick(0)
+    net.tick(100)
+    net.tick(120)
+    a.step(121, { kind: 'resign' })
+    assert.equal(a.view(121).isLeader, false, 'the old leader drops its lease before the successor can win')
+    net.settle(121)
+    const leaders = net.leaders(121)
+    assert.equal(leaders.length, 1)
+    assert.notEqual(leaders[0], 'a')
+    assert.equal(net.nodes.get(leaders[0]!)!.view(121).term, 2)
+    assert.equal(a.view(121).leader?.id, leaders[0])
+  })
+
+  test('priority: a healthy higher-priority voter takes over through a hand-over', () => {
+    const members: RaftMember[] = [{ id: 'a' }, { id: 'b', priority: 10 }, { id: 'c' }]
+    const [a, b, c] = [
+      node('a', members),
+      node('b', members, { random: () => 0.9 }),
+      node('c', members, { random: () => 0.9 }),
+    ]
+    const net = new Net([a, b, c])
+    net.connectAll(0)
+    net.tick(0)
+    net.tick(100)
+    assert.deepEqual(net.leaders(100), ['a'])
+    for (let t = 120; t <= 600; t += 20) net.tick(t)
+    assert.deepEqual(net.leaders(600), ['b'])
+  })
+
+  test('when the leader process is gone, the best-ranked survivor campaigns at once', () => {
+    const [a, b, c] = [
+      node('a', three),
+      node('b', three, { random: () => 0.5 }),
+      node('c', three, { random: () => 0.5 }),
+    ]
+    const net = new Net([a, b, c])
+    net.connectAll(0)
+    net.tick(0)
+    net.tick(100)
+    net.cut.add('a')
+    b.step(130, { kind: 'peerUnreachable', peer: 'a' })
+    c.step(130, { kind: 'peerUnreachable', peer: 'a' })
+    net.settle(130)
+    assert.deepEqual(
+      net.leaders(130).filter((id) => id !== 'a'),
+      ['b'],
+    )
+  })
+
+  test('one flaky link deposes nobody: the others still follow the leader and refuse the pre-vote', () => {
+    const [a, b, c] = [
+      node('a', three),
+      node('b', three, { random: () => 0.5 }),
+      node('c', three, { random: () => 0.5 }),
+    ]
+    const net = new Net([a, b, c])
+    net.connectAll(0)
+    net.tick(0)
+    net.tick(100)
+    b.step(130, { kind: 'peerUnreachable', peer: 'a' })
+    net.settle(130)
+    assert.deepEqual(net.leaders(130), ['a'])
+    assert.equal(a.view(130).term, 1)
+  })
+})
