@@ -77,6 +77,8 @@ export interface MachineView {
   leader: LeaderView | undefined
   /** Whether this node may act as leader at `now` (raft: a valid lease; bully: it is the leader). */
   isLeader: boolean
+  /** When `isLeader` turns false unless renewed first (raft's lease); undefined when not leading. */
+  leaseExpiresAt?: number
   peers: PeerView[]
 }
 

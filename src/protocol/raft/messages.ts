@@ -28,12 +28,9 @@ export const raftMessageSchema = z.discriminatedUnion('t', [
 export type RaftMessage = z.infer<typeof raftMessageSchema>
 
 /** What a raft node must keep across a crash so that it never votes twice in one term. */
-export interface RaftHardState {
-  term: number
-  votedFor: string | undefined
-}
-
 export const raftHardStateSchema = z.object({
   term,
   votedFor: z.string().optional(),
 })
+
+export type RaftHardState = z.infer<typeof raftHardStateSchema>

@@ -1,0 +1,171 @@
+/**
+ * The versioned, size-bounded, optionally authenticated envelope around every cluster message.
+ *
+ * Layout of one encoded message (the payload of a frame or one datagram):
+ *   byte 0      format version (1)
+ *   byte 1      flags: bit 0 set when a MAC follows
+ *   bytes 2–33  HMAC-SHA256 over the version, the flags and the body (only with a shared key)
+ *   rest        the body: JSON {c: cluster, f: from, t: to, n: incarnation, s: seq, w: wall ms, m: message}
+ *
+ * Decoding never throws: every way a message can be wrong maps to a DropReason, which transports count.
+ */
+import { createHmac, randomInt, timingSafeEqual } from 'node:crypto'
+import { z } from 'zod'
+import { ReplayGuard } from './replay.js'
+
+export const FORMAT_VERSION = 1
+const FLAG_MAC = 1
+const MAC_BYTES = 32
+const HEADER_BYTES = 2
+
+/** Default bound on one encoded message: far above any election message, far below harm. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
+/** Default age after which an authenticated message is refused as stale (wall clocks must agree within this). */
+export const DEFAULT_MAX_MESSAGE_AGE_MS = 60_000
+
+export type DropReason =
+  | 'oversized'
+  | 'malformed'
+  | 'version'
+  | 'cluster'
+  | 'auth'
+  | 'replay'
+  | 'stale'
+  | 'schema'
+  | 'unknown-peer'
+  | 'misdirected'
+
+export const DROP_REASONS: readonly DropReason[] = [
+  'oversized',
+  'malformed',
+  'version',
+  'cluster',
+  'auth',
+  'replay',
+  'stale',
+  'schema',
+  'unknown-peer',
+  'misdirected',
+]
+
+const idSchema = z.string().min(1).max(128)
+const envelopeSchema = z.object({
+  c: z.string().max(128),
+  f: idSchema,
+  t: z.string().max(128),
+  n: z.number().int().nonnegative(),
+  s: z.number().int().positive(),
+  w: z.number().finite(),
+  m: z.unknown(),
+})
+
+export interface CodecOptions<M> {
+  /** Cluster name: messages naming another cluster are dropped. */
+  cluster: string
+  /** This node's id. */
+  self: string
+  /** Schema of the protocol's messages. */
+  schema: z.ZodType<M>
+  /** Shared secret; when set, every message carries an HMAC and unauthenticated ones are dropped. */
+  key?: string | Buffer
+  /** Ids allowed to send to us; undefined accepts any id (bully over multicast learns peers). */
+  isKnownPeer?: (id: string) => boolean
+  maxMessageBytes?: number
+  maxMessageAgeMs?: number
+  /** Wall clock in milliseconds (Date.now by default). */
+  wallClock?: () => number
+}
+
+export type Decoded<M> =
+  | { ok: true; from: string; to: string; msg: M }
+  | { ok: false; reason: DropReason; from?: string }
+
+export class Codec<M> {
+  readonly maxMessageBytes: number
+  private readonly cluster: string
+  private readonly self: string
+  private readonly schema: z.ZodType<M>
+  private readonly key: Buffer | undefined
+  private readonly isKnownPeer: (id: string) => boolean
+  private readonly wallClock: () => number
+  private readonly replay: ReplayGuard
+  /** Grows with each start of the process, so receivers can refuse an older incarnation's messages. */
+  private readonly incarnation: number
+  private seq = 0
+
+  constructor(opts: CodecOptions<M>) {
+    this.cluster = opts.cluster
+    this.self = opts.self
+    this.schema = opts.schema
+    this.key = opts.key === undefined ? undefined : Buffer.from(opts.key)
+    this.isKnownPeer = opts.isKnownPeer ?? (() => true)
+    this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
+    this.wallClock = opts.wallClock ?? Date.now
+    this.replay = new ReplayGuard(opts.maxMessageAgeMs ?? DEFAULT_MAX_MESSAGE_AGE_MS)
+    // Boot time in ms, plus a random tail so two starts in one millisecond still differ.
+    this.incarnation = this.wallClock() * 1000 + randomInt(1000)
+  }
+
+  get authenticated(): boolean {
+    return this.key !== undefined
+  }
+
+  encode(to: string, msg: M): Buffer {
+    this.seq++
+    const body = Buffer.from(
+      JSON.stringify({
+        c: this.cluster,
+        f: this.self,
+        t: to,
+        n: this.incarnation,
+        s: this.seq,
+        w: this.wallClock(),
+        m: msg,
+      }),
+    )
+    const header = Buffer.from([FORMAT_VERSION, this.key ? FLAG_MAC : 0])
+    if (!this.key) return Buffer.concat([header, body])
+    const mac = createHmac('sha256', this.key).update(header).update(body).digest()
+    return Buffer.concat([header, mac, body])
+  }
+
+  decode(bytes: Buffer): Decoded<M> {
+    if (bytes.length > this.maxMessageBytes) return { ok: false, reason: 'oversized' }
+    if (bytes.length < HEADER_BYTES) return { ok: false, reason: 'malformed' }
+    if (bytes[0] !== FORMAT_VERSION) return { ok: false, reason: 'version' }
+    const hasMac = ((bytes[1] ?? 0) & FLAG_MAC) !== 0
+    let body: Buffer
+    if (this.key) {
+      if (!hasMac || bytes.length < HEADER_BYTES + MAC_BYTES) return { ok: false, reason: 'auth' }
+      const mac = bytes.subarray(HEADER_BYTES, HEADER_BYTES + MAC_BYTES)
+      body = bytes.subarray(HEADER_BYTES + MAC_BYTES)
+      const expected = createHmac('sha256', this.key)
+        .update(bytes.subarray(0, HEADER_BYTES))
+        .update(body)
+        .digest()
+      if (!timingSafeEqual(mac, expected)) return { ok: false, reason: 'auth' }
+    } else {
+      body = hasMac ? bytes.subarray(HEADER_BYTES + MAC_BYTES) : bytes.subarray(HEADER_BYTES)
+    }
+    let raw: unknown
+    try {
+      raw = JSON.parse(body.toString('utf8'))
+    } catch {
+      return { ok: false, reason: 'malformed' }
+    }
+    const env = envelopeSchema.safeParse(raw)
+    if (!env.success) return { ok: false, reason: 'malformed' }
+    const { c, f, t, n, s, w, m } = env.data
+    if (c !== this.cluster) return { ok: false, reason: 'cluster', from: f }
+    if (t !== this.self && t !== '*') return { ok: false, reason: 'misdirected', from: f }
+    if (!this.isKnownPeer(f) || f === this.self) return { ok: false, reason: 'unknown-peer', from: f }
+    const msg = this.schema.safeParse(m)
+    if (!msg.success) return { ok: false, reason: 'schema', from: f }
+    // Replay checks only mean something when a forger cannot simply mint fresh sequence numbers.
+    if (this.key) {
+      const verdict = this.replay.check(f, n, s, w, this.wallClock())
+      if (verdict !== 'ok') return { ok: false, reason: verdict, from: f }
+    }
+    return { ok: true, from: f, to: t, msg: msg.data }
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * Time as the runtime sees it. Protocols get `now` from here and never read a clock themselves; tests
+ * and embedders may pass their own clock instead of patching globals.
+ */
+import { performance } from 'node:perf_hooks'
+
+export interface Clock {
+  /** Monotonic milliseconds (never jumps with wall-clock changes). */
+  now(): number
+  /** Wall-clock milliseconds since the Unix epoch, for timestamps shown to people. */
+  wall(): number
+  setTimer(fn: () => void, delayMs: number): unknown
+  clearTimer(handle: unknown): void
+}
+
+export const realClock: Clock = {
+  now: () => performance.now(),
+  wall: () => Date.now(),
+  setTimer: (fn, delayMs) => setTimeout(fn, Math.max(0, delayMs)),
+  clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
+}

@@ -1,0 +1,250 @@
+/**
+ * The raft driver: a RaftMachine run over TCP with a real clock, persisted term and vote, and the
+ * shared Election interface on top.
+ */
+
+import { Codec } from '../codec/envelope.js'
+import type { ClusterState, LeaderInfo, MemberState, StopOptions } from '../election.js'
+import { ClosedError, InvalidOptionsError, PeerRefusedError } from '../errors.js'
+import type { MachineView, Random } from '../protocol/machine.js'
+import { RaftMachine } from '../protocol/raft/machine.js'
+import {
+  type RaftHardState,
+  type RaftMessage,
+  raftHardStateSchema,
+  raftMessageSchema,
+} from '../protocol/raft/messages.js'
+import {
+  DEFAULT_TIMING,
+  type RaftMember,
+  type RaftTiming,
+  TIMING_PROFILES,
+  type TimingProfile,
+  validateTiming,
+} from '../protocol/raft/options.js'
+import { parseHostPort } from '../transport/address.js'
+import { TcpTransport } from '../transport/tcp.js'
+import type { TransportStats } from '../transport/transport.js'
+import { type Clock, realClock } from './clock.js'
+import { MachineDriver } from './driver.js'
+import { ElectionBase } from './election-base.js'
+import { StateFile } from './state-file.js'
+
+export interface RaftPeer extends RaftMember {
+  /** host:port where the member listens for cluster traffic. */
+  address: string
+}
+
+export interface RaftElectionOptions {
+  /** This node's id; must be one of `members`. */
+  id: string
+  /** Every member, this node included, with the same list on every node. */
+  members: RaftPeer[]
+  /** Cluster name: keeps two clusters on one network apart. Default "ballot". */
+  cluster?: string
+  /** Where to listen (host:port). Default: this node's address in `members`. */
+  listen?: string
+  /** A timing profile name ("default", "fast") or explicit timings, filled in from the default profile. */
+  timing?: TimingProfile | Partial<RaftTiming>
+  /** Shared key: when set, every message is authenticated (HMAC-SHA256) and replay-checked. */
+  key?: string
+  /**
+   * Directory for the durable term and vote. Without it the node keeps them in memory only: a node that
+   * crashes and restarts within one term may then vote twice in that term, and two leaders in one term
+   * become possible. Use it in production.
+   */
+  dataDir?: string
+  /** This node's tags, announced to every member. */
+  tags?: Record<string, string>
+  /** Pre-vote (default true). */
+  preVote?: boolean
+  /** Max time a state callback runs before its signal aborts (ms). Default 10 000. */
+  callbackTimeoutMs?: number
+  /** Largest message accepted (bytes). Default 64 KiB. */
+  maxMessageBytes?: number
+  clock?: Clock
+  random?: Random
+}
+
+export function resolveTiming(timing: RaftElectionOptions['timing']): RaftTiming {
+  if (timing === undefined) return { ...DEFAULT_TIMING }
+  if (typeof timing === 'string') {
+    const profile = TIMING_PROFILES[timing]
+    if (!profile) throw new InvalidOptionsError('timing', `unknown profile "${timing}" (use default or fast)`)
+    return { ...profile }
+  }
+  return validateTiming({ ...DEFAULT_TIMING, ...timing })
+}
+
+export class RaftElection extends ElectionBase {
+  private readonly opts: RaftElectionOptions
+  private readonly clock: Clock
+  private readonly addresses: Map<string, string>
+  private readonly stateFile: StateFile<RaftHardState> | undefined
+  private readonly transport: TcpTransport<RaftMessage>
+  private readonly driver: MachineDriver<RaftMessage, RaftHardState>
+  private readonly leaderSince = new Map<string, number>()
+  private started = false
+  private stopped = false
+  /** Elections this node started and won, for metrics. */
+  readonly counters = { electionsStarted: 0, electionsWon: 0, leaderChanges: 0 }
+  private lastView: MachineView | undefined
+
+  constructor(opts: RaftElectionOptions) {
+    const clock = opts.clock ?? realClock
+    super({ callbackTimeoutMs: opts.callbackTimeoutMs, wall: () => clock.wall() })
+    this.opts = opts
+    this.clock = clock
+    this.addresses = new Map(opts.members.map((m) => [m.id, m.address]))
+    const self = opts.members.find((m) => m.id === opts.id)
+    if (!self) throw new InvalidOptionsError('id', `this node (${opts.id}) is not in the member list`)
+    for (const m of opts.members) parseHostPort(m.address, `members.${m.id}.address`)
+    const listen = parseHostPort(opts.listen ?? self.address, 'listen')
+    this.stateFile = opts.dataDir
+      ? new StateFile(opts.dataDir, raftHardStateSchema, 'raft-state.json')
+      : undefined
+    const machine = new RaftMachine({
+      id: opts.id,
+      members: opts.members.map(({ id, kind, priority }) => ({ id, kind, priority })),
+      timing: resolveTiming(opts.timing),
+      random: opts.random ?? Math.random,
+      tags: opts.tags,
+      hardState: this.stateFile?.load(),
+      preVote: opts.preVote,
+    })
+    const codec = new Codec<RaftMessage>({
+      cluster: opts.cluster ?? 'ballot',
+      self: opts.id,
+      schema: raftMessageSchema,
+      key: opts.key,
+      isKnownPeer: (id) => this.addresses.has(id),
+      maxMessageBytes: opts.maxMessageBytes,
+      wallClock: () => clock.wall(),
+    })
+    this.transport = new TcpTransport({
+      self: opts.id,
+      listen,
+      peers: new Map(opts.members.filter((m) => m.id !== opts.id).map((m) => [m.id, m.address])),
+      codec,
+      onDrop: (reason, from) => {
+        if (reason === 'unknown-peer') {
+          this.reportError(
+            new PeerRefusedError(
+              reason,
+              `refused a message from ${from ?? 'an unnamed sender'}: not a member`,
+            ),
+          )
+        }
+      },
+    })
+    this.driver = new MachineDriver(machine, this.transport, clock, {
+      persist: this.stateFile ? (s) => this.stateFile?.save(s) : undefined,
+      update: (view, transitions) => this.onUpdate(view, transitions.length),
+      error: (err) => this.reportError(err),
+    })
+  }
+
+  /** The address this node listens on, once started (useful with port 0). */
+  get address(): string {
+    return this.transport.address
+  }
+
+  get id(): string {
+    return this.opts.id
+  }
+
+  get transportStats(): TransportStats {
+    return this.transport.stats
+  }
+
+  async start(): Promise<void> {
+    if (this.stopped) throw new ClosedError()
+    if (this.started) return
+    this.started = true
+    await this.driver.start()
+  }
+
+  async stop(opts: StopOptions = {}): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    await this.driver.stop(opts.handover ?? true)
+    this.observe('stopped', false, undefined)
+  }
+
+  async resign(): Promise<void> {
+    if (this.stopped) throw new ClosedError()
+    this.driver.input({ kind: 'resign' })
+  }
+
+  isLeader(): boolean {
+    return !this.stopped && this.started && this.driver.view().isLeader
+  }
+
+  clusterState(): ClusterState {
+    const now = this.clock.now()
+    const view = this.driver.view()
+    const leader = this.leader()
+    const members: MemberState[] = [
+      {
+        id: this.opts.id,
+        address: this.addresses.get(this.opts.id),
+        kind: this.selfKind(),
+        role: view.role,
+        term: BigInt(view.term),
+        tags: { ...(this.opts.tags ?? {}) },
+        lastContactMs: 0,
+        reachable: true,
+        self: true,
+      },
+      ...view.peers.map((p) => ({
+        id: p.id,
+        address: this.addresses.get(p.id),
+        kind: p.kind,
+        role: p.role,
+        term: BigInt(p.term),
+        tags: p.tags,
+        lastContactMs: p.lastContact === undefined ? undefined : Math.max(0, Math.round(now - p.lastContact)),
+        reachable: p.reachable,
+        self: false,
+      })),
+    ]
+    return { self: this.opts.id, role: view.role, term: BigInt(view.term), leader, members }
+  }
+
+  private selfKind(): 'voter' | 'observer' {
+    return this.opts.members.find((m) => m.id === this.opts.id)?.kind ?? 'voter'
+  }
+
+  private onUpdate(view: MachineView, _transitions: number): void {
+    const prev = this.lastView
+    this.lastView = view
+    if (prev && view.role === 'candidate' && (prev.role !== 'candidate' || view.term > prev.term)) {
+      this.counters.electionsStarted++
+    }
+    if (view.role === 'leader' && prev?.role !== 'leader') this.counters.electionsWon++
+    if (this.stopped) return
+    let leader: LeaderInfo | undefined
+    if (view.leader) {
+      const key = `${view.leader.id}@${view.leader.term}`
+      let since = this.leaderSince.get(key)
+      if (since === undefined) {
+        this.leaderSince.clear()
+        since = this.clock.wall()
+        this.leaderSince.set(key, since)
+        this.counters.leaderChanges++
+      }
+      const tags =
+        view.leader.id === this.opts.id
+          ? { ...(this.opts.tags ?? {}) }
+          : (view.peers.find((p) => p.id === view.leader?.id)?.tags ?? {})
+      leader = {
+        id: view.leader.id,
+        address: this.addresses.get(view.leader.id),
+        token: BigInt(view.leader.term),
+        since,
+        tags,
+      }
+    }
+    this.observe(view.role, view.isLeader, leader)
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * What a runtime needs from a network: send a message to a peer (or all peers), and hear messages and
+ * connection changes. Transports decode and check every message (see ../codec) before handing it up.
+ */
+import type { DropReason } from '../codec/envelope.js'
+
+export interface TransportHandlers<M> {
+  onMessage(from: string, msg: M): void
+  /** A connection to the peer came up (stream transports). */
+  onPeerConnected(peer: string): void
+  /** The peer's connection closed and an immediate reconnect was refused: its process is gone. */
+  onPeerUnreachable(peer: string): void
+}
+
+export interface Transport<M> {
+  start(handlers: TransportHandlers<M>): Promise<void>
+  /** Sends one message; `to` is a peer id or BROADCAST. Never throws; undeliverable messages are counted. */
+  send(to: string, msg: M): void
+  close(): Promise<void>
+  /** The address this node listens on (host:port), once started. */
+  readonly address: string
+  readonly stats: TransportStats
+}
+
+/** Counters every transport keeps; the metrics endpoint reads them. */
+export class TransportStats {
+  messagesSent = 0
+  bytesSent = 0
+  messagesReceived = 0
+  bytesReceived = 0
+  /** Messages that could not be sent (peer not connected, send buffer full). */
+  sendFailures = 0
+  readonly dropped = new Map<DropReason, number>()
+  /** Peers that tried to speak to us but are not members, by claimed id (bounded). */
+  readonly refusedPeers = new Map<string, number>()
+
+  drop(reason: DropReason, from?: string): void {
+    this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + 1)
+    if (
+      reason === 'unknown-peer' &&
+      from !== undefined &&
+      (this.refusedPeers.size < 100 || this.refusedPeers.has(from))
+    ) {
+      this.refusedPeers.set(from, (this.refusedPeers.get(from) ?? 0) + 1)
+    }
+  }
+
+  droppedTotal(): number {
+    let n = 0
+    for (const v of this.dropped.values()) n += v
+    return n
+  }
+}
