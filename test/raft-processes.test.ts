@@ -1,0 +1,207 @@
+// Real raft processes on loopback: election, crash failover, hand-over, observers, restarts and bad input.
+import assert from 'node:assert/strict'
+import { createHmac } from 'node:crypto'
+import net from 'node:net'
+import { after, describe, test } from 'node:test'
+import { encodeFrame } from '../src/codec/frame.js'
+import { RaftCluster, type RaftProcess, waitFor } from './helpers/raft-cluster.js'
+
+const clusters: RaftCluster[] = []
+after(async () => {
+  await Promise.all(clusters.map((c) => c.close()))
+})
+
+async function cluster(opts: Parameters<typeof RaftCluster.create>[0]) {
+  const c = await RaftCluster.create(opts)
+  clusters.push(c)
+  return c
+}
+
+describe('raft across processes', { concurrency: false }, () => {
+  test('3 processes elect one leader that all agree on, and it alone holds the lease', async () => {
+    const c = await cluster({ size: 3 })
+    c.startAll()
+    const leader = await c.waitForAgreement()
+    assert.ok(leader.token >= 1)
+    const states = await Promise.all(c.live().map((n) => n.state()))
+    assert.deepEqual(
+      states.filter((s) => s.isLeader).map((s) => (s.cluster as { self: string }).self),
+      [leader.id],
+    )
+  })
+
+  test('5 processes: kill -9 of the leader gives a new agreed leader with a higher term', async () => {
+    const c = await cluster({ size: 5 })
+    c.startAll()
+    const first = await c.waitForAgreement()
+    c.nodes.get(first.id)?.kill('SIGKILL')
+    await c.nodes.get(first.id)?.waitExit()
+    const second = await c.waitForAgreement()
+    assert.notEqual(second.id, first.id)
+    assert.ok(second.token > first.token, `token ${second.token} must exceed ${first.token}`)
+  })
+
+  test('a graceful stop hands leadership over to another node', async () => {
+    const c = await cluster({ size: 3 })
+    c.startAll()
+    const first = await c.waitForAgreement()
+    const old = c.nodes.get(first.id) as RaftProcess
+    old.send('stop')
+    await old.waitExit()
+    assert.ok(old.events.some((e) => e.ev === 'stopped'))
+    const second = await c.waitForAgreement()
+    assert.notEqual(second.id, first.id)
+    assert.equal(
+      second.token,
+      first.token + 1,
+      'the hand-over wins the very next term, with no failed election',
+    )
+  })
+
+  test('an observer follows the leader and never leads, even when it is the last node standing', async () => {
+    const c = await cluster({ size: 3, observers: 1 })
+    c.startAll()
+    const first = await c.waitForAgreement()
+    const observer = c.nodes.get('n4') as RaftProcess
+    assert.equal(observer.lastChange()?.role, 'observer')
+    c.nodes.get(first.id)?.kill('SIGKILL')
+    await c.waitForAgreement()
+    const roles = observer.events.filter((e) => e.ev === 'change').map((e) => e.role)
+    assert.ok(
+      roles.every((r) => r === 'observer'),
+      `observer roles: ${roles.join(',')}`,
+    )
+    assert.ok(!observer.events.some((e) => e.ev === 'lead'))
+  })
+
+  test('a restarted node rejoins as a follower without deposing the leader', async () => {
+    const c = await cluster({ size: 3 })
+    c.startAll()
+    const first = await c.waitForAgreement()
+    const followerId = c.members.map((m) => m.id).find((id) => id !== first.id) as string
+    c.nodes.get(followerId)?.kill('SIGKILL')
+    await c.nodes.get(followerId)?.waitExit()
+    const back = c.start(followerId)
+    await waitFor('the restarted node to name the leader', () => back.leaderName() === first.id)
+    const again = await c.waitForAgreement()
+    assert.deepEqual(again, first, 'same leader, same term')
+  })
+
+  test('bad frames from a raw socket change nothing and are counted', async () => {
+    const c = await cluster({ size: 3, key: 'shared-secret' })
+    c.startAll()
+    const first = await c.waitForAgreement()
+    const target = c.nodes.get(first.id) as RaftProcess
+    const address = c.members.find((m) => m.id === first.id)?.address as string
+    const [host, port] = [address.split(':')[0], Number(address.split(':')[1])]
+
+    const forgedLeader = Buffer.from(
+      JSON.stringify({
+        c: 'ballot',
+        f: 'n2',
+        t: first.id,
+        n: 1,
+        s: 1,
+        w: Date.now(),
+        m: { t: 'hb', term: 99, sent: 0 },
+      }),
+    )
+    // Signed with the right key but broken inside: still dropped.
+    const signed = (body: Buffer) => {
+      const header = Buffer.from([1, 1])
+      return Buffer.concat([
+        header,
+        createHmac('sha256', 'shared-secret').update(header).update(body).digest(),
+        body,
+      ])
+    }
+    const badSchema = JSON.stringify({
+      c: 'ballot',
+      f: 'n2',
+      t: first.id,
+      n: 1,
+      s: 1,
+      w: Date.now(),
+      m: { t: 'hb', term: -1 },
+    })
+    const otherCluster = JSON.stringify({
+      c: 'other',
+      f: 'n2',
+      t: first.id,
+      n: 1,
+      s: 2,
+      w: Date.now(),
+      m: { t: 'hb', term: 99, sent: 0 },
+    })
+    const payloads = [
+      signed(Buffer.from('{not json')), // malformed
+      signed(Buffer.from(badSchema)), // fails the message schema
+      Buffer.from([9, 0, 1, 2, 3]), // unknown version
+      Buffer.concat([Buffer.from([1, 0]), forgedLeader]), // no MAC while a key is set: forged
+      Buffer.concat([Buffer.from([1, 1]), Buffer.alloc(32, 7), forgedLeader]), // wrong MAC
+    ]
+    const sock = net.connect({ host, port })
+    await new Promise((r) => sock.once('connect', r))
+    for (const p of payloads) sock.write(encodeFrame(p))
+    // A wrong-cluster frame makes the node hang up on us; send it on its own connection.
+    const other = net.connect({ host, port })
+    await new Promise((r) => other.once('connect', r))
+    other.write(encodeFrame(signed(Buffer.from(otherCluster))))
+    await new Promise((r) => other.once('close', r))
+    // Then a frame that claims to be larger than any allowed message: the connection is closed.
+    const huge = Buffer.alloc(4)
+    huge.writeUInt32BE(10 * 1024 * 1024)
+    sock.write(huge)
+    await new Promise((r) => sock.once('close', r))
+
+    const state = await waitFor('drops to be counted', () => {
+      const s = target.events.filter((e) => e.ev === 'state').at(-1)
+      target.send('state')
+      const dropped = (s?.transport as { dropped?: Record<string, number> } | undefined)?.dropped ?? {}
+      return (dropped.oversized ?? 0) >= 1 && (dropped.cluster ?? 0) >= 1 ? s : undefined
+    })
+    const dropped = (state.transport as { dropped: Record<string, number> }).dropped
+    assert.deepEqual(dropped, { malformed: 1, schema: 1, version: 1, auth: 2, cluster: 1, oversized: 1 })
+    assert.equal(state.isLeader, true, 'the leader is still leader')
+    assert.deepEqual(await c.waitForAgreement(), first, 'same leader, same term everywhere')
+    assert.equal(target.exited, false)
+  })
+
+  test('a node that is not in the member list is refused with a counted error', async () => {
+    const c = await cluster({ size: 3 })
+    c.startAll()
+    const first = await c.waitForAgreement()
+    const target = c.nodes.get(first.id) as RaftProcess
+    const [host, port] = (c.members.find((m) => m.id === first.id)?.address as string).split(':')
+    const sock = net.connect({ host, port: Number(port) })
+    await new Promise((r) => sock.once('connect', r))
+    const body = JSON.stringify({
+      c: 'ballot',
+      f: 'intruder',
+      t: first.id,
+      n: 1,
+      s: 1,
+      w: Date.now(),
+      m: { t: 'prevote', term: 50 },
+    })
+    sock.write(encodeFrame(Buffer.concat([Buffer.from([1, 0]), Buffer.from(body)])))
+    await new Promise((r) => sock.once('close', r))
+    const err = await waitFor('the refusal to be reported', () => target.events.find((e) => e.ev === 'error'))
+    assert.equal(err.code, 'PEER_REFUSED')
+    assert.match(err.message as string, /intruder/)
+    const s = await target.state()
+    assert.deepEqual((s.transport as { refusedPeers: Record<string, number> }).refusedPeers, { intruder: 1 })
+    assert.deepEqual(await c.waitForAgreement(), first)
+  })
+
+  test('durable vote: the term survives a restart of every node', async () => {
+    const c = await cluster({ size: 3 })
+    c.startAll()
+    const first = await c.waitForAgreement()
+    for (const n of c.live()) n.kill('SIGKILL')
+    await Promise.all([...c.nodes.values()].map((n) => n.waitExit()))
+    for (const m of c.members) c.start(m.id)
+    const second = await c.waitForAgreement()
+    assert.ok(second.token > first.token, `term ${second.token} after restart must exceed ${first.token}`)
+  })
+})
