@@ -86,6 +86,8 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
   /** When this node last became leader: check-quorum counts from here until the first acks arrive. */
   private leaderSince = Number.NEGATIVE_INFINITY
   private started = false
+  /** Whether the next pre-vote round may be retried soon (once per leader heard). */
+  private quickPreVoteRetry = true
 
   private outbox: Outgoing<RaftMessage>[] = []
   private transitions: Transition[] = []
@@ -290,6 +292,13 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     this.resetElectionTimer(now)
     if (how === 'pre') {
       this.mode = 'precandidate'
+      if (this.quickPreVoteRetry) {
+        // Peers that heard the silent leader a moment after we did refuse us (still in their lease) for
+        // a few milliseconds more; retry this once soon instead of after a whole election timeout.
+        this.quickPreVoteRetry = false
+        const hb = this.timing.heartbeatIntervalMs
+        this.electionDeadline = now + hb + this.random() * hb
+      }
       if (this.hasQuorum(this.votes)) {
         this.campaign(now, 'real')
         return
@@ -480,6 +489,7 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     }
     peer.role = 'leader'
     this.leaderContact = now
+    this.quickPreVoteRetry = true
     this.resetElectionTimer(now)
     this.send(peer.id, { t: 'hb-resp', term: this.term, sent })
   }
