@@ -172,7 +172,8 @@ describe('raft across processes', { concurrency: false }, () => {
     c.startAll()
     const first = await c.waitForAgreement()
     const target = c.nodes.get(first.id) as RaftProcess
-    const [host, port] = (c.members.find((m) => m.id === first.id)?.address as string).split(':')
+    const address = c.members.find((m) => m.id === first.id)?.address ?? ''
+    const [host, port] = address.split(':')
     const sock = net.connect({ host, port: Number(port) })
     await new Promise((r) => sock.once('connect', r))
     const body = JSON.stringify({
