@@ -19,4 +19,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cd "$(dirname "$0")/.."
-npm ci --no-audit --no-fund
+# `npm install`, not `npm ci`: the registry this project is built against does not carry every
+# platform's optional binary (e.g. @biomejs/cli-darwin-x64), so the lockfile cannot list them and
+# `npm ci` refuses it as out of sync. `npm install` still installs the locked versions.
+npm install --no-audit --no-fund
