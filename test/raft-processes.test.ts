@@ -51,11 +51,14 @@ describe('raft across processes', { concurrency: false }, () => {
     assert.ok(old.events.some((e) => e.ev === 'stopped'))
     const second = await c.waitForAgreement()
     assert.notEqual(second.id, first.id)
-    assert.equal(
-      second.token,
-      first.token + 1,
-      'the hand-over wins the very next term, with no failed election',
+    // The successor wins the very next term, with no failed election in between. (On a loaded machine
+    // a later term may follow if a heartbeat is late, so look for the win, not at the final state.)
+    const won = [...c.nodes.values()].some(
+      (n) =>
+        n !== old &&
+        n.events.some((e) => e.ev === 'change' && e.role === 'leader' && e.token === first.token + 1),
     )
+    assert.ok(won, `a survivor became leader in term ${first.token + 1}`)
   })
 
   test('an observer follows the leader and never leads, even when it is the last node standing', async () => {
