@@ -92,7 +92,9 @@ describe('raft machine', () => {
     net.cut.add('a')
     // The lease is electionTimeoutMin × (1 − 2 × drift) = 90 ms from the acked heartbeat.
     assert.equal(a.view(189).isLeader, true)
+    assert.equal(a.view(189).leaseExpiresAt, 190, 'the driver is told when to look again')
     assert.equal(a.view(190).isLeader, false)
+    assert.equal(a.view(190).leaseExpiresAt, undefined)
     // b and c refuse to vote until the minimum election timeout has passed since they heard a.
     b.step(199, { kind: 'receive', from: 'c', msg: { t: 'vote', term: 2, transfer: false } })
     assert.equal(b.view(199).term, 1, 'a follower in lease ignores a vote request')

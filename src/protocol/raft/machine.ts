@@ -599,6 +599,9 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
       term: this.term,
       leader,
       isLeader: this.leaseValid(now),
+      leaseExpiresAt: this.leaseValid(now)
+        ? this.quorumAckedSent(now) + leaseDurationMs(this.timing)
+        : undefined,
       peers,
     }
   }
