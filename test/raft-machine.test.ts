@@ -225,6 +225,72 @@ describe('raft machine', () => {
     )
   })
 
+  test('a pre-vote refused while the leader seemed alive is granted once its process is found gone', () => {
+    const [a, b, c] = [
+      node('a', three),
+      node('b', three, { random: () => 0.5 }),
+      node('c', three, { random: () => 0.5 }),
+    ]
+    const net = new Net([a, b, c])
+    net.connectAll(0)
+    net.tick(0)
+    net.tick(100)
+    net.cut.add('a')
+    // b notices the crash first; c still follows a and refuses b's pre-vote.
+    b.step(130, { kind: 'peerUnreachable', peer: 'a' })
+    net.settle(130)
+    assert.equal(b.view(130).role, 'candidate', 'b is still a pre-candidate')
+    assert.equal(b.view(130).term, 1)
+    // A millisecond later c notices too, and grants the deferred pre-vote without b asking again.
+    c.step(131, { kind: 'peerUnreachable', peer: 'a' })
+    net.settle(131)
+    assert.deepEqual(
+      net.leaders(131).filter((id) => id !== 'a'),
+      ['b'],
+    )
+    assert.equal(b.view(131).term, 2)
+  })
+
+  test('a hand-over notice keeps the other followers from competing with the successor', () => {
+    const four: RaftMember[] = [{ id: 'a' }, { id: 'b' }, { id: 'c' }, { id: 'd' }]
+    const [a, b, c, d] = [
+      node('a', four),
+      node('b', four, { random: () => 0.5 }),
+      node('c', four, { random: () => 0.5 }),
+      node('d', four, { random: () => 0.5 }),
+    ]
+    const net = new Net([a, b, c, d])
+    net.connectAll(0)
+    net.tick(0)
+    net.tick(100)
+    // Only d acks the newest heartbeat, so d is the successor and b, the best-ranked of the others,
+    // would campaign at once on losing the leader if nothing told it about the hand-over.
+    net.cut.add('b').add('c')
+    net.tick(120)
+    net.cut.clear()
+    a.step(121, { kind: 'stop', handover: true })
+    const out = a.ready().messages
+    const target = out.find((m) => m.msg.t === 'timeout-now')?.to
+    assert.equal(target, 'd', 'the leader names the freshest voter as successor')
+    const others = [b, c, d].filter((n) => n.id !== target)
+    for (const m of out)
+      if (m.to !== target) net.nodes.get(m.to)?.step(121, { kind: 'receive', from: 'a', msg: m.msg })
+    // The leader's connection drops before the successor's vote request arrives.
+    net.cut.add('a')
+    for (const n of others) n.step(122, { kind: 'peerUnreachable', peer: 'a' })
+    for (const n of others) {
+      assert.equal(n.view(122).role, 'follower', `${n.id} does not campaign against the successor`)
+      assert.ok(!n.ready().messages.some((m) => m.msg.t === 'prevote'))
+    }
+    net.nodes.get(target)?.step(123, { kind: 'receive', from: 'a', msg: { t: 'timeout-now', term: 1 } })
+    net.settle(123)
+    assert.deepEqual(
+      net.leaders(123).filter((id) => id !== 'a'),
+      [target],
+    )
+    assert.equal(net.nodes.get(target)?.view(123).term, 2)
+  })
+
   test('one flaky link deposes nobody: the others still follow the leader and refuse the pre-vote', () => {
     const [a, b, c] = [
       node('a', three),

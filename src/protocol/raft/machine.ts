@@ -88,6 +88,14 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
   private started = false
   /** Whether the next pre-vote round may be retried soon (once per leader heard). */
   private quickPreVoteRetry = true
+  /**
+   * Pre-votes refused only because this node still followed a live leader: peer → proposed term. When
+   * that leader's process turns out to be gone, they are granted at once, so the first survivor to
+   * notice the crash need not wait for a retry while the others catch up.
+   */
+  private readonly deferredPreVotes = new Map<string, number>()
+  /** The successor a leader named as it handed over, and until when not to compete with it. */
+  private handoverTo: { id: string; until: number } | undefined
 
   private outbox: Outgoing<RaftMessage>[] = []
   private transitions: Transition[] = []
@@ -213,6 +221,9 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
       this.leaderContact = Number.NEGATIVE_INFINITY
       peer.role = 'unknown'
       if (this.mode !== 'follower') return
+      // The leader handed over before it went: its successor is campaigning, so leave it the field.
+      if (this.awaitingHandover(now)) return
+      this.grantDeferredPreVotes()
       // Survivors that all campaign at once split the vote and must wait a whole timeout to retry, so
       // they go in turn: the best-ranked reachable voter at once, each next one a short step later.
       const rank = this.failoverRank()
@@ -229,6 +240,17 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
       if (p.priority > this.selfPriority || (p.priority === this.selfPriority && p.id < this.id)) rank++
     }
     return rank
+  }
+
+  private awaitingHandover(now: number): boolean {
+    return this.handoverTo !== undefined && now < this.handoverTo.until
+  }
+
+  private grantDeferredPreVotes(): void {
+    for (const [peerId, term] of this.deferredPreVotes) {
+      if (term === this.term + 1) this.send(peerId, { t: 'prevote-resp', term, granted: true })
+    }
+    this.deferredPreVotes.clear()
   }
 
   /** Long enough for one pre-vote and vote round trip on a LAN, short against the election timeout. */
@@ -269,6 +291,11 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
       case 'timeout-now':
         if (msg.term === this.term && from === this.leaderId && this.mode === 'follower')
           this.campaign(now, 'transfer')
+        return
+      case 'handover':
+        if (msg.term === this.term && from === this.leaderId && msg.to !== this.id) {
+          this.handoverTo = { id: msg.to, until: now + this.timing.electionTimeoutMinMs }
+        }
         return
     }
   }
@@ -317,10 +344,14 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
   }
 
   private onPreVote(now: number, peer: PeerState, term: number): void {
+    const eligible = this.selfKind === 'voter' && peer.kind === 'voter' && term > this.term
+    const competesWithHandover = this.awaitingHandover(now) && peer.id !== this.handoverTo?.id
     const granted =
-      this.selfKind === 'voter' &&
-      peer.kind === 'voter' &&
-      (this.unsafe || (term > this.term && !this.inLease(now) && this.mode !== 'leader'))
+      (this.unsafe && this.selfKind === 'voter' && peer.kind === 'voter') ||
+      (eligible && !this.inLease(now) && this.mode !== 'leader' && !competesWithHandover)
+    if (!granted && eligible && this.inLease(now) && this.mode === 'follower') {
+      this.deferredPreVotes.set(peer.id, term)
+    }
     // The reply carries the proposed term when granted, our own when not, so a stale candidate learns.
     this.send(peer.id, { t: 'prevote-resp', term: granted ? term : this.term, granted })
   }
@@ -438,6 +469,8 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     this.becomeFollower(now, this.term, undefined)
     if (target) {
       this.send(target.id, { t: 'timeout-now', term: this.term })
+      for (const p of this.peers.values())
+        if (p !== target) this.send(p.id, { t: 'handover', term: this.term, to: target.id })
       // Do not compete with the successor: wait a full timeout before campaigning ourselves.
       this.electionDeadline = now + this.timing.electionTimeoutMaxMs
     }
@@ -486,6 +519,7 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     if (this.leaderId !== peer.id) {
       for (const p of this.peers.values()) if (p.role === 'leader') p.role = 'follower'
       this.leaderId = peer.id
+      this.handoverTo = undefined
     }
     peer.role = 'leader'
     this.leaderContact = now

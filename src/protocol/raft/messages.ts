@@ -23,6 +23,11 @@ export const raftMessageSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('hb-resp'), term, sent: z.number().finite() }),
   /** From the leader to its chosen successor: campaign now, skipping pre-vote. */
   z.object({ t: z.literal('timeout-now'), term }),
+  /**
+   * From a leader handing over to every other member: `to` is about to campaign; do not compete with it
+   * when this leader's connection drops a moment later.
+   */
+  z.object({ t: z.literal('handover'), term, to: z.string().min(1).max(256) }),
 ])
 
 export type RaftMessage = z.infer<typeof raftMessageSchema>
