@@ -258,6 +258,29 @@ describe('raft machine', () => {
     assert.equal(b.view(330).isLeader, true, 'the successor leads once the old lease is over')
   })
 
+  test('check-quorum acts on a tick at exactly the deadline it asked for', () => {
+    // Found by the simulator: with acks sent at 120.7, (120.7 + 100) - 120.7 < 100 in floating point, so
+    // a leader woken at its check-quorum deadline did nothing and asked for the same deadline again.
+    const [a, b, c] = [
+      node('a', three),
+      node('b', three, { random: () => 0.5 }),
+      node('c', three, { random: () => 0.5 }),
+    ]
+    const net = new Net([a, b, c])
+    net.connectAll(0)
+    net.tick(0)
+    net.tick(100)
+    net.tick(120.7) // a heartbeat sent and acked at 120.7
+    net.cut.add('a')
+    let wakes = 0
+    for (let d = a.ready().deadline; d <= 230 && wakes < 50; d = a.ready().deadline) {
+      a.step(d, { kind: 'tick' })
+      wakes++
+    }
+    assert.ok(wakes < 50, 'the leader makes progress at each deadline')
+    assert.equal(a.view(230).role, 'follower', 'check-quorum stepped the cut-off leader down')
+  })
+
   test('one flaky link deposes nobody: the others still follow the leader and refuse the pre-vote', () => {
     const [a, b, c] = [
       node('a', three),

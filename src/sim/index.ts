@@ -9,7 +9,7 @@ export type {
 } from './adapter.js'
 export type { Violation } from './invariants.js'
 export { ADAPTERS } from './protocols/index.js'
-export { raftAdapter, raftLivenessBoundMs } from './protocols/raft.js'
+export { type RaftAdapterOptions, raftAdapter, raftLivenessBoundMs } from './protocols/raft.js'
 export { type BatchOptions, type FailedRun, formatSummary, runBatch, type Summary } from './runner.js'
 export {
   drawScenario,

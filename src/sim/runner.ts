@@ -133,7 +133,7 @@ const INVARIANTS = [
 ]
 
 /** The human-readable summary: a table, then each kept failure with its seed and last events. */
-export function formatSummary(s: Summary): string {
+export function formatSummary(s: Summary, replay = 'ballot sim'): string {
   const rows: Array<[string, string]> = [
     ['algo', s.algo],
     ['nodes', `${s.nodes} voters, ${s.observers} observers`],
@@ -162,10 +162,7 @@ export function formatSummary(s: Summary): string {
   const width = Math.max(...rows.map(([k]) => k.length))
   const out = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`)
   for (const f of s.failures) {
-    out.push(
-      '',
-      `FAILED seed ${f.seed} (scenario ${f.scenario}); replay: ballot sim --seed ${f.seed} --runs 1 --trace`,
-    )
+    out.push('', `FAILED seed ${f.seed} (scenario ${f.scenario}); replay: ${replay} --seed ${f.seed} --trace`)
     for (const v of f.violations) out.push(`  ${v.invariant} at ${v.time.toFixed(3)} ms: ${v.message}`)
     out.push('  last events:', ...f.trace.map((l) => `  ${l}`))
   }

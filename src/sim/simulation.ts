@@ -199,9 +199,20 @@ class Simulation<M, P> {
     this.push(this.healAt, HEAL, 0, -1, 0, undefined)
     this.push(this.healAt + bound, LIVENESS, 0, -1, 0, undefined)
     let end = this.healAt + bound + this.tail
+    let sameInstant = 0
     for (;;) {
       const ev = this.queue.pop()
       if (!ev || ev.time > end) break
+      sameInstant = ev.time === this.now ? sameInstant + 1 : 0
+      if (sameInstant > 100_000) {
+        // A machine that asks to be woken at a deadline it then does not act on spins time to a halt.
+        this.checker.fail(
+          'progress',
+          this.now,
+          `time stands still: 100000 events at one instant (last: kind ${ev.kind} at node ${ev.node})`,
+        )
+        break
+      }
       this.now = ev.time
       this.events++
       this.dispatch(ev)

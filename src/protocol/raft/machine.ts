@@ -188,7 +188,9 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     if (this.mode === 'leader') {
       // Check-quorum: a leader that has not heard from a majority within the election timeout steps
       // down, so a partitioned leader does not linger (and its lease ran out before this).
-      if (now - this.checkQuorumBase(now) >= this.timing.electionTimeoutMinMs) {
+      // Written as the deadline in ready() is, so a tick at exactly that deadline acts (in floating
+      // point, now - base >= min can be false when now = base + min).
+      if (now >= this.checkQuorumBase(now) + this.timing.electionTimeoutMinMs) {
         this.becomeFollower(now, this.term, undefined)
         return
       }

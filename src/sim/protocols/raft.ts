@@ -18,7 +18,12 @@ export function raftLivenessBoundMs(t: RaftTiming): number {
 
 const ELECTION_MESSAGES = new Set(['prevote', 'prevote-resp', 'vote', 'vote-resp', 'timeout-now'])
 
-export function raftAdapter(opts: AdapterOptions = {}): ProtocolAdapter<RaftMessage, RaftHardState> {
+export interface RaftAdapterOptions extends AdapterOptions {
+  /** Test-only: run without pre-vote, which the pre-vote check must then catch. Default true. */
+  preVote?: boolean
+}
+
+export function raftAdapter(opts: RaftAdapterOptions = {}): ProtocolAdapter<RaftMessage, RaftHardState> {
   const profile = opts.timing ?? 'default'
   if (!(profile in TIMING_PROFILES)) {
     throw new InvalidOptionsError(
@@ -50,6 +55,7 @@ export function raftAdapter(opts: AdapterOptions = {}): ProtocolAdapter<RaftMess
         random: node.random,
         hardState: node.persisted,
         unsafeSkipVoteChecks: unsafe,
+        preVote: opts.preVote ?? true,
       }),
     checkMessage: (from, _to, msg) => {
       if (from.kind === 'observer' && (msg.t === 'vote-resp' || msg.t === 'prevote-resp') && msg.granted) {
