@@ -34,6 +34,8 @@ export interface Summary {
   runs: number
   /** Runs with at least one violation. */
   failedRuns: number
+  /** Runs whose only violations came under clocks beyond the drift bound. */
+  expectedRuns: number
   violations: Record<string, number>
   /** Broken under clocks beyond the drift bound (clock-jump scenario): shown, not failures. */
   expectedUnderOutOfBoundClocks: Record<string, number>
@@ -69,6 +71,7 @@ export function runBatch(adapter: AnyAdapter, opts: BatchOptions): Summary {
   const failures: FailedRun[] = []
   const failedSeeds: number[] = []
   let failedRuns = 0
+  let expectedRuns = 0
   let elections = 0
   let electionMessages = 0
   const started = performance.now()
@@ -85,6 +88,7 @@ export function runBatch(adapter: AnyAdapter, opts: BatchOptions): Summary {
     if (r.firstLeaderMs !== undefined) first.push(r.firstLeaderMs)
     if (r.afterHealMs !== undefined) afterHeal.push(r.afterHealMs)
     for (const v of r.expected) expected[v.invariant] = (expected[v.invariant] ?? 0) + 1
+    if (r.expected.length > 0 && r.violations.length === 0) expectedRuns++
     if (r.violations.length > 0) {
       failedRuns++
       for (const v of r.violations) violations[v.invariant] = (violations[v.invariant] ?? 0) + 1
@@ -109,6 +113,7 @@ export function runBatch(adapter: AnyAdapter, opts: BatchOptions): Summary {
     seed: opts.seed,
     runs: opts.runs,
     failedRuns,
+    expectedRuns,
     violations,
     expectedUnderOutOfBoundClocks: expected,
     elections,
@@ -141,6 +146,7 @@ export function formatSummary(s: Summary, replay = 'ballot sim'): string {
     ['seeds', `${s.seed} … ${(s.seed + s.runs - 1) >>> 0}`],
     ['runs', String(s.runs)],
     ['failed runs', String(s.failedRuns)],
+    ['runs broken only under out-of-bound clocks', String(s.expectedRuns)],
   ]
   const names = [...new Set([...INVARIANTS, ...Object.keys(s.violations)])]
   for (const name of names) rows.push([`  violations: ${name}`, String(s.violations[name] ?? 0)])
