@@ -118,6 +118,18 @@ describe('simulator: every check can fail', () => {
     assert.equal(s.violations.stability, 3)
   })
 
+  test('an observer that takes itself for a voter is caught voting or leading', () => {
+    // Every node is told that every member votes: the observer campaigns, grants votes, may lead.
+    const raft = raftAdapter()
+    const adapter = adapterOf(
+      (node) =>
+        raft.create({ ...node, members: node.members.map((m) => ({ ...m, kind: 'voter' as const })) }),
+      raft,
+    )
+    const s = runBatch(adapter, { seed: 1, runs: 20, voters: 2, observers: 1, scenario: 'crash-leader' })
+    assert.ok((s.violations.observer ?? 0) > 0, JSON.stringify(s.violations))
+  })
+
   test('leases that overlap are found: a clock leaping back beyond the bound', () => {
     const scenario: Scenario = {
       name: 'handmade',
@@ -131,6 +143,9 @@ describe('simulator: every check can fail', () => {
     assert.deepEqual(r.violations, [])
     const lease = r.expected.find((v) => v.invariant === 'lease')
     assert.match(lease?.message ?? '', /both leader at once/)
+    // The cut-off leader's lease comes back by its leaping clock after a newer leader's began.
+    const fencing = r.expected.find((v) => v.invariant === 'fencing')
+    assert.match(fencing?.message ?? '', /leads with token 1 after n\d led with token 2/)
   })
 })
 

@@ -45,6 +45,8 @@ export interface Summary {
   /** Heal to agreed leader, in runs that had none at the heal, virtual ms. */
   timeToLeaderAfterHealMs: { runs: number; p50: number; p99: number; max: number }
   messagesPerElection: number
+  /** Liveness: after the heal, every live voter names one leader within this (virtual ms). */
+  livenessBoundMs: number
   runsPerSecond: number
   seconds: number
   /** The first few failing runs, with their seeds and traces. */
@@ -120,6 +122,7 @@ export function runBatch(adapter: AnyAdapter, opts: BatchOptions): Summary {
     firstLeaderMs: quantiles(first),
     timeToLeaderAfterHealMs: { runs: afterHeal.length, ...quantiles(afterHeal) },
     messagesPerElection: elections === 0 ? 0 : Math.round((electionMessages / elections) * 10) / 10,
+    livenessBoundMs: adapter.livenessBoundMs,
     runsPerSecond: Math.round((opts.runs / Math.max(seconds, 1e-9)) * 10) / 10,
     seconds: Math.round(seconds * 100) / 100,
     failures,
@@ -163,6 +166,7 @@ export function formatSummary(s: Summary, replay = 'ballot sim'): string {
       `${s.timeToLeaderAfterHealMs.p50} / ${s.timeToLeaderAfterHealMs.p99} / ${s.timeToLeaderAfterHealMs.max} ms (${s.timeToLeaderAfterHealMs.runs} runs needed an election)`,
     ],
     ['messages per election', String(s.messagesPerElection)],
+    ['liveness bound (from the timeouts)', `${s.livenessBoundMs} ms`],
     ['runs/s', `${s.runsPerSecond} (${s.seconds} s)`],
   )
   const width = Math.max(...rows.map(([k]) => k.length))
