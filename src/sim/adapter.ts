@@ -12,7 +12,7 @@
  *   - `invariants`: which of the common checks the protocol promises. Raft promises them all; bully does
  *     not promise one leader per term under partitions, nor a lease, and says so by leaving them off.
  *   - `checkMessage`: protocol-specific checks on every message sent (raft: an observer never grants a
- *     vote). Return a description of the violation, or undefined.
+ *     vote). Return the invariant's name and what broke it, or undefined.
  *   - `isElectionMessage` (for "messages per election") and `describe` (one message in a trace line).
  *
  * To add a protocol: write ./protocols/<name>.ts exporting a factory `(opts: AdapterOptions) => adapter`
@@ -63,7 +63,7 @@ export interface ProtocolAdapter<M, P> {
   readonly livenessBoundMs: number
   readonly invariants: ReadonlySet<CommonInvariant>
   create(node: CreateNode<P>): ProtocolMachine<M, P>
-  checkMessage?(from: SimMember, to: SimMember, msg: M): string | undefined
+  checkMessage?(from: SimMember, to: SimMember, msg: M): { invariant: string; message: string } | undefined
   isElectionMessage(msg: M): boolean
   describe(msg: M): string
 }

@@ -163,7 +163,7 @@ export function formatSummary(s: Summary, replay = 'ballot sim'): string {
     ],
     [
       'time to leader after heal p50 / p99 / max',
-      `${s.timeToLeaderAfterHealMs.p50} / ${s.timeToLeaderAfterHealMs.p99} / ${s.timeToLeaderAfterHealMs.max} ms (${s.timeToLeaderAfterHealMs.runs} runs needed an election)`,
+      `${s.timeToLeaderAfterHealMs.p50} / ${s.timeToLeaderAfterHealMs.p99} / ${s.timeToLeaderAfterHealMs.max} ms (${s.timeToLeaderAfterHealMs.runs} runs had no agreed leader at the heal)`,
     ],
     ['messages per election', String(s.messagesPerElection)],
     ['liveness bound (from the timeouts)', `${s.livenessBoundMs} ms`],

@@ -409,7 +409,7 @@ class Simulation<M, P> {
     this.messages++
     if (this.adapter.isElectionMessage(msg)) this.electionMessages++
     const check = this.adapter.checkMessage?.(this.members[i] as SimMember, this.members[j] as SimMember, msg)
-    if (check !== undefined) this.checker.fail('observer', this.now, check)
+    if (check !== undefined) this.checker.fail(check.invariant, this.now, check.message)
     const link = i * this.n + j
     if (this.connected[link] === 0 || this.cut[link] !== 0) return
     if (this.rng.chance(this.loss)) {

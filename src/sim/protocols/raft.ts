@@ -59,7 +59,10 @@ export function raftAdapter(opts: RaftAdapterOptions = {}): ProtocolAdapter<Raft
       }),
     checkMessage: (from, _to, msg) => {
       if (from.kind === 'observer' && (msg.t === 'vote-resp' || msg.t === 'prevote-resp') && msg.granted) {
-        return `observer ${from.id} granted a ${msg.t === 'vote-resp' ? 'vote' : 'pre-vote'} in term ${msg.term}`
+        return {
+          invariant: 'observer',
+          message: `observer ${from.id} granted a ${msg.t === 'vote-resp' ? 'vote' : 'pre-vote'} in term ${msg.term}`,
+        }
       }
       return undefined
     },
