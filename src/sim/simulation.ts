@@ -61,6 +61,8 @@ interface SimNode<M, P> {
   /** When the machine wants its next tick (real time), and when the queued wake-up event is. */
   wantWake: number
   pendingWake: number
+  /** isLeader at the node's last step (for the trace). */
+  leading: boolean
 }
 
 export interface RunOptions {
@@ -186,6 +188,7 @@ class Simulation<M, P> {
         deadlineLocal: Number.POSITIVE_INFINITY,
         wantWake: Number.POSITIVE_INFINITY,
         pendingWake: Number.POSITIVE_INFINITY,
+        leading: false,
       })
     }
   }
@@ -393,6 +396,14 @@ class Simulation<M, P> {
       view.leaseExpiresAt === undefined
         ? Number.POSITIVE_INFINITY
         : node.clock.realAt(view.leaseExpiresAt, this.now)
+    if (view.isLeader !== node.leading) {
+      node.leading = view.isLeader
+      this.note(
+        node,
+        'isLeader',
+        view.isLeader ? `true (lease to ${end.toFixed(3)} ms unless renewed)` : 'false',
+      )
+    }
     this.checker.lease(node.idx, view.isLeader, end, view.leader?.term ?? view.term, this.now)
   }
 
@@ -464,6 +475,7 @@ class Simulation<M, P> {
     node.machine = undefined
     node.incarnation++
     node.pendingWake = Number.POSITIVE_INFINITY
+    node.leading = false
     this.note(node, 'crash', '')
     this.checker.crashed(idx, this.now)
     for (let j = 0; j < this.n; j++) {
