@@ -35,6 +35,16 @@ const fault: fc.Arbitrary<Fault> = fc.oneof(
     to: fc.array(slot, { minLength: 1, maxLength: 3 }),
   }),
   fc.record({ kind: fc.constant('isolate' as const), at: time, duration, node: slot }),
+  fc.record({ kind: fc.constant('resign' as const), at: time, node: slot }),
+  fc.record(
+    {
+      kind: fc.constant('stop' as const),
+      at: time,
+      node: slot,
+      restartAfter: fc.double({ min: 1, max: 4000, noNaN: true }),
+    },
+    { requiredKeys: ['kind', 'at', 'node'] },
+  ),
   fc.record({ kind: fc.constant('pause' as const), at: time, duration, node: slot }),
   fc.record({
     kind: fc.constant('slow' as const),

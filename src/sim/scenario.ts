@@ -30,6 +30,10 @@ export type Fault =
   | { kind: 'clock-jump'; at: number; node: number; jumpMs: number }
   /** `node` is told `peer` is unreachable though it is not (a spurious connection reset). */
   | { kind: 'false-unreachable'; at: number; node: number; peer: number; reconnectAfter: number }
+  /** The node is asked to resign: a leader hands over to a ready voter and stays a candidate. */
+  | { kind: 'resign'; at: number; node: number }
+  /** A graceful stop with hand-over; the process exits a moment later and restarts after `restartAfter`. */
+  | { kind: 'stop'; at: number; node: number; restartAfter?: number }
   /** The whole network loses, duplicates and reorders messages for a while. */
   | { kind: 'lossy'; at: number; duration: number; loss: number; duplicate: number; reorder: number }
 
@@ -49,7 +53,11 @@ export function healTime(s: Scenario): number {
     let end: number
     switch (f.kind) {
       case 'crash':
+      case 'stop':
         end = f.at + (f.restartAfter ?? 0)
+        break
+      case 'resign':
+        end = f.at
         break
       case 'clock-jump':
         end = f.at + Math.abs(f.jumpMs)
@@ -129,6 +137,18 @@ const GENERATORS: Record<string, Generator> = {
       })
     }
     return { name: 'crash-restart', faults, drift: 'within' }
+  },
+  handover: (rng, ctx) => {
+    // The leader resigns, or stops gracefully and comes back: a TimeoutNow hands leadership over.
+    const faults: Fault[] = []
+    let at = settle(ctx, rng)
+    const count = rng.int(1, 3)
+    for (let i = 0; i < count; i++) {
+      if (rng.chance(0.5)) faults.push({ kind: 'resign', at, node: 0 })
+      else faults.push({ kind: 'stop', at, node: 0, restartAfter: span(rng, ctx, 0.2, 3) })
+      at += span(rng, ctx, 0.5, 4)
+    }
+    return { name: 'handover', faults, drift: 'within' }
   },
   'partition-minority': (rng, ctx) => ({
     name: 'partition-minority',
@@ -289,7 +309,7 @@ const GENERATORS: Record<string, Generator> = {
         faults.push({
           ...f,
           at: start + span(rng, ctx, 0, 6),
-          ...(f.kind === 'crash' ? restart(f, rng, ctx) : {}),
+          ...(f.kind === 'crash' || f.kind === 'stop' ? restart(f, rng, ctx) : {}),
         })
       }
     }
@@ -306,6 +326,7 @@ function restart(f: { restartAfter?: number }, rng: SimRandom, ctx: ScenarioCont
 
 const MIX_KINDS = [
   'crash-restart',
+  'handover',
   'partition-minority',
   'partition-majority',
   'one-way',

@@ -34,6 +34,10 @@ const FAULT_END = 6
 const HEAL = 7
 const LIVENESS = 8
 const RECONNECT = 9
+const EXIT = 10
+
+/** How long a gracefully stopping process lingers, flushing its last messages, before it exits. */
+const STOP_LINGER_MS = 50
 
 interface SimEvent<M> extends Queued {
   kind: number
@@ -277,6 +281,9 @@ class Simulation<M, P> {
         return
       case RECONNECT:
         this.connectAll()
+        return
+      case EXIT:
+        if ((this.nodes[ev.node] as SimNode<M, P>).incarnation === ev.gen) this.crash(ev.node)
         return
       case HEAL:
         // Judge the heal after everything else that happens at that instant (a restart, a pause's end).
@@ -556,6 +563,27 @@ class Simulation<M, P> {
         )
         this.crash(node)
         if (f.restartAfter !== undefined) this.push(this.now + f.restartAfter, BOOT, node, -1, 0, undefined)
+        return
+      }
+      case 'resign': {
+        const node = this.nodes[at(f.node)] as SimNode<M, P>
+        this.note(node, 'fault', 'resign')
+        if (node.alive && node.pausedUntil <= this.now) this.step(node, { kind: 'resign' })
+        return
+      }
+      case 'stop': {
+        const node = this.nodes[at(f.node)] as SimNode<M, P>
+        if (!node.alive) return
+        this.note(
+          node,
+          'fault',
+          `graceful stop${f.restartAfter === undefined ? '' : `, back in ${f.restartAfter.toFixed(1)} ms`}`,
+        )
+        this.step(node, { kind: 'stop', handover: true })
+        // The process flushes what it sent (a TimeoutNow, say) and exits a moment later.
+        this.push(this.now + STOP_LINGER_MS, EXIT, node.idx, -1, node.incarnation, undefined)
+        if (f.restartAfter !== undefined)
+          this.push(this.now + STOP_LINGER_MS + f.restartAfter, BOOT, node.idx, -1, 0, undefined)
         return
       }
       case 'partition': {
