@@ -76,7 +76,10 @@ describe('raft machine', () => {
     assert.equal(a.view(100).term, 1)
     const kinds = net.log.map((m) => m.msg.t)
     assert.ok(kinds.indexOf('prevote') < kinds.indexOf('vote'), 'pre-vote comes before the real vote')
-    assert.equal(a.view(100).isLeader, true, 'acks of the first heartbeat grant the lease')
+    // A new leader's lease waits out any previous lease: electionTimeoutMin after the win.
+    assert.equal(a.view(100).isLeader, false, 'no lease before electionTimeoutMin after the win')
+    for (let t = 120; t <= 200; t += 20) net.tick(t)
+    assert.equal(a.view(200).isLeader, true, 'acked heartbeats grant the lease once the wait is over')
   })
 
   test('the lease runs out before any follower may vote for someone else', () => {
@@ -88,16 +91,17 @@ describe('raft machine', () => {
     const net = new Net([a, b, c])
     net.connectAll(0)
     net.tick(0)
-    net.tick(100) // a leads; b and c acked at 100
+    net.tick(100) // a leads
+    for (let t = 120; t <= 200; t += 20) net.tick(t) // b and c acked the heartbeat of 200
     net.cut.add('a')
     // The lease is electionTimeoutMin × (1 − 2 × drift) = 90 ms from the acked heartbeat.
-    assert.equal(a.view(189).isLeader, true)
-    assert.equal(a.view(189).leaseExpiresAt, 190, 'the driver is told when to look again')
-    assert.equal(a.view(190).isLeader, false)
-    assert.equal(a.view(190).leaseExpiresAt, undefined)
+    assert.equal(a.view(289).isLeader, true)
+    assert.equal(a.view(289).leaseExpiresAt, 290, 'the driver is told when to look again')
+    assert.equal(a.view(290).isLeader, false)
+    assert.equal(a.view(290).leaseExpiresAt, undefined)
     // b and c refuse to vote until the minimum election timeout has passed since they heard a.
-    b.step(199, { kind: 'receive', from: 'c', msg: { t: 'vote', term: 2, transfer: false } })
-    assert.equal(b.view(199).term, 1, 'a follower in lease ignores a vote request')
+    b.step(299, { kind: 'receive', from: 'c', msg: { t: 'vote', term: 2, transfer: false } })
+    assert.equal(b.view(299).term, 1, 'a follower in lease ignores a vote request')
     assert.deepEqual(b.ready().messages, [])
   })
 
@@ -289,6 +293,58 @@ describe('raft machine', () => {
       [target],
     )
     assert.equal(net.nodes.get(target)?.view(123).term, 2)
+  })
+
+  test('a successor elected on a wrong peerUnreachable hint claims no lease while the old one may run', () => {
+    // Found by the simulator (ballot sim --scenario false-unreachable --seed 1): followers told, wrongly,
+    // that the leader's process was gone forgot their promise to it and elected a successor whose
+    // isLeader() was true while the cut-off leader's lease still ran.
+    const [a, b, c] = [
+      node('a', three),
+      node('b', three, { random: () => 0.5 }),
+      node('c', three, { random: () => 0.5 }),
+    ]
+    const net = new Net([a, b, c])
+    net.connectAll(0)
+    net.tick(0)
+    net.tick(100)
+    for (let t = 120; t <= 200; t += 20) net.tick(t) // a holds a lease from the acks of 200, to 290
+    net.cut.add('a') // a is alive and leading, but cut off
+    b.step(210, { kind: 'peerUnreachable', peer: 'a' })
+    c.step(210, { kind: 'peerUnreachable', peer: 'a' })
+    net.settle(210)
+    assert.deepEqual(net.leaders(210).sort(), ['a', 'b'], 'b wins at once on the hint; a has not heard')
+    for (let t = 210; t < 290; t += 5) {
+      assert.equal(a.view(t).isLeader, true)
+      assert.equal(b.view(t).isLeader, false, `both would be leader at ${t}`)
+    }
+    assert.ok(b.ready().deadline <= 310, 'b wakes when its lease may start')
+    for (let t = 230; t <= 330; t += 20) net.tick(t)
+    assert.equal(a.view(330).isLeader, false)
+    assert.equal(b.view(330).isLeader, true, 'the successor leads once the old lease is over')
+  })
+
+  test('check-quorum acts on a tick at exactly the deadline it asked for', () => {
+    // Found by the simulator: with acks sent at 120.7, (120.7 + 100) - 120.7 < 100 in floating point, so
+    // a leader woken at its check-quorum deadline did nothing and asked for the same deadline again.
+    const [a, b, c] = [
+      node('a', three),
+      node('b', three, { random: () => 0.5 }),
+      node('c', three, { random: () => 0.5 }),
+    ]
+    const net = new Net([a, b, c])
+    net.connectAll(0)
+    net.tick(0)
+    net.tick(100)
+    net.tick(120.7) // a heartbeat sent and acked at 120.7
+    net.cut.add('a')
+    let wakes = 0
+    for (let d = a.ready().deadline; d <= 230 && wakes < 50; d = a.ready().deadline) {
+      a.step(d, { kind: 'tick' })
+      wakes++
+    }
+    assert.ok(wakes < 50, 'the leader makes progress at each deadline')
+    assert.equal(a.view(230).role, 'follower', 'check-quorum stepped the cut-off leader down')
   })
 
   test('one flaky link deposes nobody: the others still follow the leader and refuse the pre-vote', () => {

@@ -23,7 +23,12 @@ describe('raft across processes', { concurrency: false }, () => {
     c.startAll()
     const leader = await c.waitForAgreement()
     assert.ok(leader.token >= 1)
-    const states = await Promise.all(c.live().map((n) => n.state()))
+    // A new leader's lease starts electionTimeoutMin after its win: wait for it, then check it is alone.
+    let states = await Promise.all(c.live().map((n) => n.state()))
+    for (let i = 0; i < 400 && !states.some((s) => s.isLeader); i++) {
+      await new Promise((r) => setTimeout(r, 50))
+      states = await Promise.all(c.live().map((n) => n.state()))
+    }
     assert.deepEqual(
       states.filter((s) => s.isLeader).map((s) => (s.cluster as { self: string }).self),
       [leader.id],
@@ -161,7 +166,8 @@ describe('raft across processes', { concurrency: false }, () => {
       const s = target.events.filter((e) => e.ev === 'state').at(-1)
       target.send('state')
       const dropped = (s?.transport as { dropped?: Record<string, number> } | undefined)?.dropped ?? {}
-      return (dropped.oversized ?? 0) >= 1 && (dropped.cluster ?? 0) >= 1 ? s : undefined
+      // The leader's lease starts electionTimeoutMin after its win, which may be after the frames.
+      return (dropped.oversized ?? 0) >= 1 && (dropped.cluster ?? 0) >= 1 && s?.isLeader ? s : undefined
     })
     const dropped = (state.transport as { dropped: Record<string, number> }).dropped
     assert.deepEqual(dropped, { malformed: 1, schema: 1, version: 1, auth: 2, cluster: 1, oversized: 1 })

@@ -85,6 +85,13 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
   private votes = new Set<string>()
   /** When this node last became leader: check-quorum counts from here until the first acks arrive. */
   private leaderSince = Number.NEGATIVE_INFINITY
+  /**
+   * A new leader's lease starts no sooner than this. Voters may have broken their promise to the
+   * previous leader (a wrong peerUnreachable hint, a restart that forgot when they last heard it), so
+   * the previous lease may still run: it ends within electionTimeoutMin of this node's win, by any
+   * clock within the drift bound, because every vote it got was cast after the voter's last ack to it.
+   */
+  private leaseNotBefore = Number.NEGATIVE_INFINITY
   private started = false
   /** Whether the next pre-vote round may be retried soon (once per leader heard). */
   private quickPreVoteRetry = true
@@ -96,6 +103,10 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
   private readonly deferredPreVotes = new Map<string, number>()
   /** The successor a leader named as it handed over, and until when not to compete with it. */
   private handoverTo: { id: string; until: number } | undefined
+  /** Whether the current candidacy is a hand-over (the previous leader gave up its lease first). */
+  private transferCampaign = false
+  /** The `now` of the latest step. */
+  private lastStepAt = Number.NEGATIVE_INFINITY
 
   private outbox: Outgoing<RaftMessage>[] = []
   private transitions: Transition[] = []
@@ -146,6 +157,7 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
 
   step(now: number, input: Input<RaftMessage>): void {
     if (this.mode === 'stopped') return
+    this.lastStepAt = now
     if (!this.started) this.start(now)
     switch (input.kind) {
       case 'tick':
@@ -184,7 +196,9 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     if (this.mode === 'leader') {
       // Check-quorum: a leader that has not heard from a majority within the election timeout steps
       // down, so a partitioned leader does not linger (and its lease ran out before this).
-      if (now - this.checkQuorumBase(now) >= this.timing.electionTimeoutMinMs) {
+      // Written as the deadline in ready() is, so a tick at exactly that deadline acts (in floating
+      // point, now - base >= min can be false when now = base + min).
+      if (now >= this.checkQuorumBase(now) + this.timing.electionTimeoutMinMs) {
         this.becomeFollower(now, this.term, undefined)
         return
       }
@@ -334,6 +348,7 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
       return
     }
     this.mode = 'candidate'
+    this.transferCampaign = how === 'transfer'
     this.setHardState(this.term + 1, this.id)
     if (this.hasQuorum(this.votes)) {
       this.becomeLeader(now)
@@ -408,6 +423,9 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     this.leaderId = this.id
     this.leaderContact = now
     this.leaderSince = now
+    // After a hand-over the previous leader dropped its lease before asking; a lone voter has no rival.
+    this.leaseNotBefore =
+      this.transferCampaign || this.voterCount === 1 ? now : now + this.timing.electionTimeoutMinMs
     this.electionDeadline = Number.POSITIVE_INFINITY
     for (const p of this.peers.values()) {
       p.ackedSent = Number.NEGATIVE_INFINITY
@@ -459,7 +477,11 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
   }
 
   private leaseValid(now: number): boolean {
-    return this.mode === 'leader' && now < this.quorumAckedSent(now) + leaseDurationMs(this.timing)
+    return (
+      this.mode === 'leader' &&
+      now >= this.leaseNotBefore &&
+      now < this.quorumAckedSent(now) + leaseDurationMs(this.timing)
+    )
   }
 
   /** Passes leadership to the best ready voter with a TimeoutNow, then steps down at once. */
@@ -609,6 +631,8 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
       // Wake for the next heartbeat, and for check-quorum if no ack arrives meanwhile.
       const base = Math.max(this.leaderSince, this.quorumAckedSent(Number.POSITIVE_INFINITY))
       deadline = Math.min(this.heartbeatDeadline, base + this.timing.electionTimeoutMinMs)
+      // Wake when the lease may start, so the driver reports isLeader turning true on time.
+      if (this.leaseNotBefore > this.lastStepAt) deadline = Math.min(deadline, this.leaseNotBefore)
     } else if (this.mode !== 'stopped' && this.mode !== 'observer') {
       deadline = this.electionDeadline
     }

@@ -1,0 +1,80 @@
+/**
+ * How a protocol plugs into the simulator. The simulator is generic over `ProtocolMachine<M, P>`; an
+ * adapter (one small file per protocol under ./protocols/) tells it the rest:
+ *
+ *   - `create`: build one node's machine from its id, the member list, a seeded `random` that draws from
+ *     the run's single source, and the state it last persisted (undefined on first start). A restarted
+ *     node is built from that persisted state only: whatever the protocol does not persist is lost.
+ *   - `timing`: the protocol's election timings, which scenarios scale their faults by, and
+ *     `maxClockDrift`, the rate bound within which its safety promises hold.
+ *   - `livenessBoundMs`: how long after the network heals (and stays quiet) every live voter must name
+ *     the same leader, derived from the configured timeouts.
+ *   - `invariants`: which of the common checks the protocol promises. Raft promises them all; bully does
+ *     not promise one leader per term under partitions, nor a lease, and says so by leaving them off.
+ *   - `checkMessage`: protocol-specific checks on every message sent (raft: an observer never grants a
+ *     vote). Return the invariant's name and what broke it, or undefined.
+ *   - `isElectionMessage` (for "messages per election") and `describe` (one message in a trace line).
+ *
+ * To add a protocol: write ./protocols/<name>.ts exporting a factory `(opts: AdapterOptions) => adapter`
+ * and add it to the `ADAPTERS` table in ./protocols/index.ts; `ballot sim --algo <name>` then works.
+ */
+import type { ProtocolMachine, Random } from '../protocol/machine.js'
+
+export interface SimMember {
+  id: string
+  kind: 'voter' | 'observer'
+}
+
+export interface SimTiming {
+  heartbeatIntervalMs: number
+  electionTimeoutMinMs: number
+  electionTimeoutMaxMs: number
+  /** Bound on clock rate drift (a fraction: 0.05 = 5 %) within which the protocol promises safety. */
+  maxClockDrift: number
+}
+
+export type CommonInvariant =
+  /** At most one node becomes leader in any one term (epoch). */
+  | 'one-leader-per-term'
+  /** Each leadership that starts (isLeader turns true) carries a larger token than every earlier one. */
+  | 'fencing'
+  /** No two nodes' isLeader() are true at the same instant of real time (while drift is in bound). */
+  | 'lease'
+  /** After the last fault heals, every live voter names the same live leader within the bound. */
+  | 'liveness'
+  /** No election after the first leader in a run where nothing fails. */
+  | 'stability'
+  /** Observers never become candidate or leader, and isLeader() is never true on one. */
+  | 'observer'
+  /** A node returning from isolation does not depose the leader (the leader's term stays the same). */
+  | 'pre-vote'
+
+export interface CreateNode<P> {
+  id: string
+  members: SimMember[]
+  random: Random
+  persisted: P | undefined
+}
+
+export interface ProtocolAdapter<M, P> {
+  /** The `--algo` name. */
+  readonly name: string
+  readonly timing: SimTiming
+  readonly livenessBoundMs: number
+  readonly invariants: ReadonlySet<CommonInvariant>
+  create(node: CreateNode<P>): ProtocolMachine<M, P>
+  checkMessage?(from: SimMember, to: SimMember, msg: M): { invariant: string; message: string } | undefined
+  isElectionMessage(msg: M): boolean
+  describe(msg: M): string
+}
+
+/** What the CLI and tests can vary for any protocol. */
+export interface AdapterOptions {
+  /** A named timing profile of the protocol ('default', 'fast'). */
+  timing?: string
+  /** Test-only: the deliberately broken variant the checker must catch (raft: skip vote checks). */
+  unsafe?: boolean
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the registry holds adapters for any message type
+export type AnyAdapter = ProtocolAdapter<any, any>

@@ -1,0 +1,287 @@
+/**
+ * The invariant checker: bookkeeping of what every node says about itself (role, leader, term, lease)
+ * and judgement of it at every step. The simulation tells it what happened; it never looks inside a
+ * machine beyond the Ready transitions and the view.
+ */
+import type { Role } from '../election.js'
+import type { CommonInvariant } from './adapter.js'
+import type { TraceRing } from './trace.js'
+
+export interface Violation {
+  invariant: string
+  /** Real (simulated) time, ms. */
+  time: number
+  message: string
+  /** Broken under conditions outside the protocol's promise (clocks beyond the drift bound). */
+  expected: boolean
+}
+
+interface NodeStatus {
+  id: string
+  observer: boolean
+  alive: boolean
+  role: Role
+  leaderId: string | undefined
+  leaderTerm: number
+  /** The node's current or last isLeader interval, in real time: [leaseStart, leaseEnd). */
+  leasing: boolean
+  leaseEnd: number
+  leaseToken: number
+}
+
+export interface CheckerOptions {
+  invariants: ReadonlySet<CommonInvariant>
+  members: Array<{ id: string; kind: 'voter' | 'observer' }>
+  /** The run is fault-free: no election after the first leader. */
+  stability: boolean
+  healAt: number
+  trace: TraceRing
+}
+
+export class InvariantChecker {
+  readonly violations: Violation[] = []
+  readonly expected: Violation[] = []
+  elections = 0
+  firstAgreedAt: number | undefined
+  agreedAfterHealAt: number | undefined
+  /** Whether every live voter already named one leader at the heal instant (no election was needed). */
+  agreedAtHeal = false
+  /** Set once a clock leaves the drift bound: lease violations from then on are expected. */
+  outOfBoundClocks = false
+
+  private readonly nodes: NodeStatus[]
+  private readonly voterCount: number
+  private readonly on: ReadonlySet<CommonInvariant>
+  private readonly leaderOfTerm = new Map<number, string>()
+  private lastLeaseToken = Number.NEGATIVE_INFINITY
+  private lastLeaseNode = -1
+  private preVoteGuard: { node: number; term: number } | undefined
+  private readonly reported = new Set<string>()
+  private healed = false
+
+  constructor(private readonly opts: CheckerOptions) {
+    this.on = opts.invariants
+    this.nodes = opts.members.map((m) => ({
+      id: m.id,
+      observer: m.kind === 'observer',
+      alive: true,
+      role: m.kind === 'observer' ? 'observer' : 'follower',
+      leaderId: undefined,
+      leaderTerm: 0,
+      leasing: false,
+      leaseEnd: Number.NEGATIVE_INFINITY,
+      leaseToken: 0,
+    }))
+    this.voterCount = opts.members.filter((m) => m.kind === 'voter').length
+  }
+
+  get failed(): boolean {
+    return this.violations.length > 0
+  }
+
+  fail(invariant: string, time: number, message: string, expected = false): void {
+    // One report per invariant per run: the first is the one the trace leads up to.
+    const key = `${expected ? 'x' : ''}${invariant}`
+    if (this.reported.has(key)) return
+    this.reported.add(key)
+    const v = { invariant, time, message, expected }
+    ;(expected ? this.expected : this.violations).push(v)
+    this.opts.trace.add({
+      t: time,
+      local: undefined,
+      node: '!',
+      what: expected ? 'EXPECTED' : 'VIOLATION',
+      detail: `${invariant}: ${message}`,
+    })
+  }
+
+  /** The node is leading (as opposed to leasing) right now: true for the simulation's view fast path. */
+  mayLead(node: number, now: number): boolean {
+    const s = this.nodes[node] as NodeStatus
+    return s.role === 'leader' || (s.leasing && s.leaseEnd > now)
+  }
+
+  // ------------------------------------------------------------------ what nodes report
+
+  transition(node: number, role: Role, leader: { id: string; term: number } | undefined, now: number): void {
+    const s = this.nodes[node] as NodeStatus
+    const wasLeaderOf = s.role === 'leader' ? s.leaderTerm : -1
+    s.role = role
+    s.leaderId = leader?.id
+    s.leaderTerm = leader?.term ?? s.leaderTerm
+    if (s.observer && (role === 'leader' || role === 'candidate') && this.on.has('observer')) {
+      this.fail('observer', now, `observer ${s.id} became ${role}`)
+    }
+    if (role === 'leader' && leader && leader.id === s.id && wasLeaderOf !== leader.term) {
+      this.elections++
+      const other = this.leaderOfTerm.get(leader.term)
+      if (other !== undefined && other !== s.id && this.on.has('one-leader-per-term')) {
+        this.fail(
+          'one-leader-per-term',
+          now,
+          `${s.id} and ${other} both became leader in term ${leader.term}`,
+        )
+      }
+      this.leaderOfTerm.set(leader.term, s.id)
+    }
+    if (this.opts.stability && this.firstAgreedAt !== undefined && this.on.has('stability')) {
+      if (role === 'candidate') this.fail('stability', now, `${s.id} campaigned though nothing failed`)
+      else if (role === 'leader' && wasLeaderOf !== s.leaderTerm)
+        this.fail('stability', now, `${s.id} was elected though nothing failed`)
+    }
+    const g = this.preVoteGuard
+    if (g && this.on.has('pre-vote')) {
+      if (node === g.node && (role !== 'leader' || s.leaderTerm !== g.term)) {
+        this.fail('pre-vote', now, `leader ${s.id} of term ${g.term} became ${role} in term ${s.leaderTerm}`)
+      } else if (node !== g.node && role === 'leader') {
+        this.fail('pre-vote', now, `${s.id} deposed the leader of term ${g.term}`)
+      }
+    }
+    this.evaluate(now)
+  }
+
+  /**
+   * What the node's view said after a step: isLeader, and (if so) when in real time it lapses unless
+   * renewed. Intervals of different nodes must never overlap.
+   */
+  lease(node: number, isLeader: boolean, endReal: number, token: number, now: number): void {
+    const s = this.nodes[node] as NodeStatus
+    if (!isLeader) {
+      if (s.leasing && s.leaseEnd > now) s.leaseEnd = now
+      s.leasing = false
+      return
+    }
+    if (s.observer && this.on.has('observer')) this.fail('observer', now, `observer ${s.id} claims isLeader`)
+    const starting = !(s.leasing && s.leaseEnd > now) || s.leaseToken !== token
+    if (starting) {
+      if (this.on.has('fencing')) {
+        if (token < this.lastLeaseToken || (token === this.lastLeaseToken && node !== this.lastLeaseNode)) {
+          const prev = this.nodes[this.lastLeaseNode]?.id
+          this.fail(
+            'fencing',
+            now,
+            `${s.id} leads with token ${token} after ${prev} led with token ${this.lastLeaseToken}`,
+            this.outOfBoundClocks,
+          )
+        }
+      }
+      if (token >= this.lastLeaseToken) {
+        this.lastLeaseToken = token
+        this.lastLeaseNode = node
+      }
+    }
+    s.leasing = true
+    s.leaseEnd = endReal
+    s.leaseToken = token
+    if (!this.on.has('lease')) return
+    for (let i = 0; i < this.nodes.length; i++) {
+      const o = this.nodes[i] as NodeStatus
+      if (i === node || !o.leasing || o.leaseEnd <= now) continue
+      this.fail(
+        'lease',
+        now,
+        `${s.id} (term ${token}) and ${o.id} (term ${o.leaseToken}) are both leader at once; ${o.id}'s lease runs ${(o.leaseEnd - now).toFixed(3)} ms more`,
+        this.outOfBoundClocks,
+      )
+    }
+  }
+
+  crashed(node: number, now: number): void {
+    const s = this.nodes[node] as NodeStatus
+    s.alive = false
+    s.role = 'stopped'
+    s.leaderId = undefined
+    if (s.leasing && s.leaseEnd > now) s.leaseEnd = now
+    s.leasing = false
+    const g = this.preVoteGuard
+    if (g && g.node === node) this.preVoteGuard = undefined
+    this.evaluate(now)
+  }
+
+  restarted(node: number, now: number): void {
+    const s = this.nodes[node] as NodeStatus
+    s.alive = true
+    s.role = s.observer ? 'observer' : 'follower'
+    s.leaderId = undefined
+    this.evaluate(now)
+  }
+
+  /** From now on the current leader must keep its term (a follower is about to be isolated). */
+  guardPreVote(now: number): void {
+    const leader = this.agreedLeader()
+    if (leader === undefined) return
+    this.preVoteGuard = { node: leader, term: (this.nodes[leader] as NodeStatus).leaderTerm }
+    this.opts.trace.add({
+      t: now,
+      local: undefined,
+      node: '*',
+      what: 'guard',
+      detail: `pre-vote: ${(this.nodes[leader] as NodeStatus).id} must keep term ${this.preVoteGuard.term}`,
+    })
+  }
+
+  // ------------------------------------------------------------------ agreement and liveness
+
+  /** The node every live voter names as leader, itself live and leading; else undefined. */
+  agreedLeader(): number | undefined {
+    let id: string | undefined
+    let term = -1
+    let live = 0
+    for (const s of this.nodes) {
+      if (s.observer || !s.alive) continue
+      live++
+      if (s.leaderId === undefined) return undefined
+      if (id === undefined) {
+        id = s.leaderId
+        term = s.leaderTerm
+      } else if (s.leaderId !== id || s.leaderTerm !== term) return undefined
+    }
+    if (live * 2 <= this.voterCount || id === undefined) return undefined
+    const idx = this.nodes.findIndex((s) => s.id === id)
+    const leader = this.nodes[idx]
+    return leader?.alive && leader.role === 'leader' ? idx : undefined
+  }
+
+  /** The slot-0 node for faults: the agreed leader, else the highest-term node acting as leader. */
+  currentLeader(): number | undefined {
+    const agreed = this.agreedLeader()
+    if (agreed !== undefined) return agreed
+    let best: number | undefined
+    for (let i = 0; i < this.nodes.length; i++) {
+      const s = this.nodes[i] as NodeStatus
+      if (
+        s.alive &&
+        s.role === 'leader' &&
+        (best === undefined || s.leaderTerm > (this.nodes[best] as NodeStatus).leaderTerm)
+      )
+        best = i
+    }
+    return best
+  }
+
+  evaluate(now: number): void {
+    if (this.firstAgreedAt !== undefined && (!this.healed || this.agreedAfterHealAt !== undefined)) return
+    if (this.agreedLeader() === undefined) return
+    if (this.firstAgreedAt === undefined) this.firstAgreedAt = now
+    if (this.healed && this.agreedAfterHealAt === undefined) this.agreedAfterHealAt = now
+  }
+
+  /** Called at the heal instant, after every other event of that instant. */
+  heal(now: number): void {
+    this.healed = true
+    this.agreedAtHeal = this.agreedLeader() !== undefined
+    this.evaluate(now)
+  }
+
+  /** At the liveness deadline: a leader must be agreed if a majority of voters is live. */
+  livenessDeadline(now: number, boundMs: number): void {
+    if (this.agreedAfterHealAt !== undefined || !this.on.has('liveness')) return
+    const live = this.nodes.filter((s) => !s.observer && s.alive).length
+    if (live * 2 <= this.voterCount) return
+    const says = this.nodes
+      .filter((s) => s.alive && !s.observer)
+      .map((s) => `${s.id}:${s.role}${s.leaderId ? `→${s.leaderId}@${s.leaderTerm}` : ''}`)
+      .join(' ')
+    this.fail('liveness', now, `no agreed leader ${boundMs.toFixed(0)} ms after the heal (${says})`)
+  }
+}
