@@ -166,13 +166,20 @@ describe('raft across processes', { concurrency: false }, () => {
       const s = target.events.filter((e) => e.ev === 'state').at(-1)
       target.send('state')
       const dropped = (s?.transport as { dropped?: Record<string, number> } | undefined)?.dropped ?? {}
-      // The leader's lease starts electionTimeoutMin after its win, which may be after the frames.
-      return (dropped.oversized ?? 0) >= 1 && (dropped.cluster ?? 0) >= 1 && s?.isLeader ? s : undefined
+      return (dropped.oversized ?? 0) >= 1 && (dropped.cluster ?? 0) >= 1 ? s : undefined
     })
     const dropped = (state.transport as { dropped: Record<string, number> }).dropped
     assert.deepEqual(dropped, { malformed: 1, schema: 1, version: 1, auth: 2, cluster: 1, oversized: 1 })
-    assert.equal(state.isLeader, true, 'the leader is still leader')
-    assert.deepEqual(await c.waitForAgreement(), first, 'same leader, same term everywhere')
+    // The forged heartbeats claimed term 99 from n2: had any got through, terms would have jumped to 99.
+    // (A heavily loaded machine may still hold an ordinary election meanwhile, so compare with 99, not
+    // with the first term.)
+    const after = await c.waitForAgreement()
+    assert.ok(after.token < 99, `no node adopted the forged term (token ${after.token})`)
+    for (const n of c.live())
+      assert.ok(
+        !n.events.some((e) => e.ev === 'change' && e.leader === 'n2' && e.token === 99),
+        `${n.id} never followed the forged leader`,
+      )
     assert.equal(target.exited, false)
   })
 
