@@ -88,10 +88,18 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
   /**
    * A new leader's lease starts no sooner than this. Voters may have broken their promise to the
    * previous leader (a wrong peerUnreachable hint, a restart that forgot when they last heard it), so
-   * the previous lease may still run: it ends within electionTimeoutMin of this node's win, by any
-   * clock within the drift bound, because every vote it got was cast after the voter's last ack to it.
+   * the previous lease may still run. Each vote says how long the voter's broken promise had left, and
+   * the lease waits for the longest (scaled for drift); a vote that broke no promise costs nothing.
    */
   private leaseNotBefore = Number.NEGATIVE_INFINITY
+  /**
+   * Until when (own clock) this node promised the leader it last acked not to vote for anyone else:
+   * the last heartbeat plus electionTimeoutMin. A node restarted from a hard state cannot know when it
+   * last acked, so it assumes it did just before starting.
+   */
+  private promisedUntil = Number.NEGATIVE_INFINITY
+  /** During a candidacy: the end of the longest broken promise among the votes so far (own clock). */
+  private votersPromiseEnd = Number.NEGATIVE_INFINITY
   private started = false
   /** Whether the next pre-vote round may be retried soon (once per leader heard). */
   private quickPreVoteRetry = true
@@ -188,6 +196,7 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
 
   private start(now: number): void {
     this.started = true
+    if (this.term > 0) this.promisedUntil = now + this.timing.electionTimeoutMinMs
     this.resetElectionTimer(now)
     this.noteTransition()
   }
@@ -294,7 +303,7 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
         this.onVote(now, peer, msg.term, msg.transfer)
         return
       case 'vote-resp':
-        this.onVoteResponse(now, peer, msg.term, msg.granted)
+        this.onVoteResponse(now, peer, msg.term, msg.granted, msg.promiseMs ?? 0)
         return
       case 'hb':
         this.onHeartbeat(now, peer, msg.term, msg.sent)
@@ -349,6 +358,8 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     }
     this.mode = 'candidate'
     this.transferCampaign = how === 'transfer'
+    // Our own vote may break our own promise too (a campaign started on a crash hint).
+    this.votersPromiseEnd = this.transferCampaign ? Number.NEGATIVE_INFINITY : this.promisedUntil
     this.setHardState(this.term + 1, this.id)
     if (this.hasQuorum(this.votes)) {
       this.becomeLeader(now)
@@ -402,16 +413,34 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     if (granted) {
       this.setHardState(this.term, peer.id)
       this.resetElectionTimer(now)
+      // A hand-over's predecessor dropped its lease before asking, which releases our promise to it.
+      const promiseMs = transfer ? 0 : Math.max(0, this.promisedUntil - now)
+      if (promiseMs > 0) {
+        this.send(peer.id, { t: 'vote-resp', term: this.term, granted, promiseMs })
+        return
+      }
     }
     this.send(peer.id, { t: 'vote-resp', term: this.term, granted })
   }
 
-  private onVoteResponse(now: number, peer: PeerState, term: number, granted: boolean): void {
+  private onVoteResponse(
+    now: number,
+    peer: PeerState,
+    term: number,
+    granted: boolean,
+    promiseMs: number,
+  ): void {
     if (term > this.term) {
       this.becomeFollower(now, term, undefined)
       return
     }
     if (this.mode !== 'candidate' || term !== this.term || !granted) return
+    if (promiseMs > 0) {
+      // promiseMs ran on the voter's clock from when it sent the vote, before now; by ours, with both
+      // clocks within the drift bound, it ends no later than this.
+      const d = this.timing.maxClockDrift
+      this.votersPromiseEnd = Math.max(this.votersPromiseEnd, now + (promiseMs * (1 + d)) / (1 - d))
+    }
     this.votes.add(peer.id)
     if (this.hasQuorum(this.votes)) this.becomeLeader(now)
   }
@@ -423,9 +452,9 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     this.leaderId = this.id
     this.leaderContact = now
     this.leaderSince = now
-    // After a hand-over the previous leader dropped its lease before asking; a lone voter has no rival.
-    this.leaseNotBefore =
-      this.transferCampaign || this.voterCount === 1 ? now : now + this.timing.electionTimeoutMinMs
+    // The previous leader's lease may still run if a voter broke its promise to it; wait that out.
+    // (A lone voter has no rival to wait for.)
+    this.leaseNotBefore = this.voterCount === 1 ? now : Math.max(now, this.votersPromiseEnd)
     this.electionDeadline = Number.POSITIVE_INFINITY
     for (const p of this.peers.values()) {
       p.ackedSent = Number.NEGATIVE_INFINITY
@@ -545,6 +574,8 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     }
     peer.role = 'leader'
     this.leaderContact = now
+    // Acking this heartbeat is the promise the leader's lease rests on.
+    this.promisedUntil = Math.max(this.promisedUntil, now + this.timing.electionTimeoutMinMs)
     this.quickPreVoteRetry = true
     this.resetElectionTimer(now)
     this.send(peer.id, { t: 'hb-resp', term: this.term, sent })

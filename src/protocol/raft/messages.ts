@@ -17,7 +17,16 @@ export const raftMessageSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('prevote-resp'), term, granted: z.boolean() }),
   /** A real vote request; `transfer` marks a hand-over that voters honour even while they follow a leader. */
   z.object({ t: z.literal('vote'), term, transfer: z.boolean() }),
-  z.object({ t: z.literal('vote-resp'), term, granted: z.boolean() }),
+  /**
+   * `promiseMs`: how much longer (by the voter's clock) the voter had promised an earlier leader not to
+   * vote, when it granted this vote anyway (a crash hint, a restart). The winner's lease waits it out.
+   */
+  z.object({
+    t: z.literal('vote-resp'),
+    term,
+    granted: z.boolean(),
+    promiseMs: z.number().finite().nonnegative().max(3_600_000).optional(),
+  }),
   /** Leader heartbeat; `sent` is the leader's own clock, echoed back so it can time its lease. */
   z.object({ t: z.literal('hb'), term, sent: z.number().finite() }),
   z.object({ t: z.literal('hb-resp'), term, sent: z.number().finite() }),
