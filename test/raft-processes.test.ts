@@ -102,11 +102,14 @@ describe('raft across processes', { concurrency: false }, () => {
     const target = c.nodes.get(first.id) as RaftProcess
     const address = c.members.find((m) => m.id === first.id)?.address as string
     const [host, port] = [address.split(':')[0], Number(address.split(':')[1])]
+    // Claim to be a member other than the target: a frame from the target's own id would be refused as
+    // an unknown peer and close the connection before the other bad frames are read.
+    const sender = c.members.find((m) => m.id !== first.id)?.id as string
 
     const forgedLeader = Buffer.from(
       JSON.stringify({
         c: 'ballot',
-        f: 'n2',
+        f: sender,
         t: first.id,
         n: 1,
         s: 1,
@@ -125,7 +128,7 @@ describe('raft across processes', { concurrency: false }, () => {
     }
     const badSchema = JSON.stringify({
       c: 'ballot',
-      f: 'n2',
+      f: sender,
       t: first.id,
       n: 1,
       s: 1,
@@ -134,7 +137,7 @@ describe('raft across processes', { concurrency: false }, () => {
     })
     const otherCluster = JSON.stringify({
       c: 'other',
-      f: 'n2',
+      f: sender,
       t: first.id,
       n: 1,
       s: 2,
@@ -149,18 +152,20 @@ describe('raft across processes', { concurrency: false }, () => {
       Buffer.concat([Buffer.from([1, 1]), Buffer.alloc(32, 7), forgedLeader]), // wrong MAC
     ]
     const sock = net.connect({ host, port })
+    const sockClosed = new Promise((r) => sock.once('close', r))
     await new Promise((r) => sock.once('connect', r))
     for (const p of payloads) sock.write(encodeFrame(p))
     // A wrong-cluster frame makes the node hang up on us; send it on its own connection.
     const other = net.connect({ host, port })
+    const otherClosed = new Promise((r) => other.once('close', r))
     await new Promise((r) => other.once('connect', r))
     other.write(encodeFrame(signed(Buffer.from(otherCluster))))
-    await new Promise((r) => other.once('close', r))
+    await otherClosed
     // Then a frame that claims to be larger than any allowed message: the connection is closed.
     const huge = Buffer.alloc(4)
     huge.writeUInt32BE(10 * 1024 * 1024)
     sock.write(huge)
-    await new Promise((r) => sock.once('close', r))
+    await sockClosed
 
     const state = await waitFor('drops to be counted', () => {
       const s = target.events.filter((e) => e.ev === 'state').at(-1)
@@ -170,14 +175,14 @@ describe('raft across processes', { concurrency: false }, () => {
     })
     const dropped = (state.transport as { dropped: Record<string, number> }).dropped
     assert.deepEqual(dropped, { malformed: 1, schema: 1, version: 1, auth: 2, cluster: 1, oversized: 1 })
-    // The forged heartbeats claimed term 99 from n2: had any got through, terms would have jumped to 99.
+    // The forged heartbeats claimed term 99 from another member: had any got through, terms would have jumped to 99.
     // (A heavily loaded machine may still hold an ordinary election meanwhile, so compare with 99, not
     // with the first term.)
     const after = await c.waitForAgreement()
     assert.ok(after.token < 99, `no node adopted the forged term (token ${after.token})`)
     for (const n of c.live())
       assert.ok(
-        !n.events.some((e) => e.ev === 'change' && e.leader === 'n2' && e.token === 99),
+        !n.events.some((e) => e.ev === 'change' && e.leader === sender && e.token === 99),
         `${n.id} never followed the forged leader`,
       )
     assert.equal(target.exited, false)
