@@ -7,6 +7,7 @@
  * nothing fails and the traffic at rest.
  *
  *   node --import tsx bench/raft.ts [--runs 20] [--nodes 5] [--profiles default,fast] [--stability-s 300]
+ *   node --import tsx bench/raft.ts --kinds '' --stability-s 300     (only the idle stability run)
  */
 import { parseArgs } from 'node:util'
 import { RaftCluster, type RaftProcess, waitFor } from '../test/helpers/raft-cluster.js'
@@ -114,9 +115,11 @@ async function stability(profile: 'default' | 'fast', seconds: number) {
 const rows: Array<Record<string, string | number>> = []
 const json: Record<string, unknown> = { nodes: size, runs }
 for (const profile of (args.profiles as string).split(',') as Array<'default' | 'fast'>) {
-  for (const kind of (args.kinds as string).split(',') as Kind[]) {
-    const s = summarize(await measure(profile, kind))
-    json[`${profile}.${kind}`] = s
+  for (const kind of (args.kinds as string).split(',').filter(Boolean) as Kind[]) {
+    const samples = await measure(profile, kind)
+    const s = summarize(samples)
+    // Raw samples too, so an outlier in p99 can be told from a trend.
+    json[`${profile}.${kind}`] = { ...s, samples: samples.map((x) => Math.round(x * 10) / 10) }
     rows.push({ profile, kind, ...s })
     console.error(`${profile} ${kind}: p50 ${s.p50} ms, p99 ${s.p99} ms`)
   }
