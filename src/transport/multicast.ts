@@ -1,0 +1,163 @@
+/**
+ * UDP multicast transport: every node on a LAN joins one group and every message is one datagram to it.
+ *
+ * Built to avoid what went wrong in MultiBully: a datagram is decoded on its own (never appended to a
+ * stream buffer, so a short or malformed one cannot misalign the next), every bad datagram is dropped and
+ * counted instead of thrown, loopback interfaces are allowed, the default group is an administratively
+ * scoped address (239.255/16) rather than the reserved 224.0.0.0, and close() simply closes the sockets.
+ *
+ * Two sockets: one bound to the group port (shared with other nodes on the host through SO_REUSEADDR)
+ * receives; one bound to an ephemeral port on the interface sends. The sender's own datagrams come back
+ * through multicast loopback, and are told apart by that ephemeral source address, not by the claimed id.
+ */
+import dgram from 'node:dgram'
+import { isIPv4 } from 'node:net'
+import { networkInterfaces } from 'node:os'
+import type { Codec } from '../codec/envelope.js'
+import { InvalidOptionsError } from '../errors.js'
+import type { HostPort } from './address.js'
+import { type Transport, type TransportHandlers, TransportStats } from './transport.js'
+
+/** An administratively scoped (site-local) group: not the reserved 224.0.0.0 that MultiBully used. */
+export const DEFAULT_MULTICAST_GROUP = '239.255.41.17:9999'
+
+export interface MulticastTransportOptions<M> {
+  /** This node's id: the envelope's sender. */
+  self: string
+  /** Group address and port every node joins. */
+  group: HostPort
+  /** IPv4 address of the interface to join and send on (127.0.0.1, 10.200.0.2, ...). */
+  interfaceAddress: string
+  codec: Codec<M>
+  /** Multicast TTL: 1 keeps datagrams on the local link. Default 1. */
+  ttl?: number
+  /** Called when a datagram is dropped, with the reason and the id it claimed (if any). */
+  onDrop?: (reason: string, from?: string) => void
+}
+
+export class MulticastTransport<M> implements Transport<M> {
+  readonly stats = new TransportStats()
+  private readonly opts: MulticastTransportOptions<M>
+  private readonly receiver = dgram.createSocket({ type: 'udp4', reuseAddr: true })
+  private readonly sender = dgram.createSocket({ type: 'udp4' })
+  private handlers: TransportHandlers<M> | undefined
+  private readonly heard = new Set<string>()
+  private senderPort = -1
+  private closed = false
+
+  constructor(opts: MulticastTransportOptions<M>) {
+    if (!isIPv4(opts.group.host) || !isMulticast(opts.group.host))
+      throw new InvalidOptionsError('multicast', `"${opts.group.host}" is not an IPv4 multicast address`)
+    if (!isIPv4(opts.interfaceAddress))
+      throw new InvalidOptionsError('iface', `"${opts.interfaceAddress}" is not an IPv4 address`)
+    this.opts = opts
+  }
+
+  /** The unicast address of the interface this node speaks on: what it announces to others. */
+  get address(): string {
+    return this.opts.interfaceAddress
+  }
+
+  async start(handlers: TransportHandlers<M>): Promise<void> {
+    this.handlers = handlers
+    const { group, interfaceAddress } = this.opts
+    // Errors after start (an interface going away) must not crash the node; sends are counted instead.
+    this.receiver.on('error', () => {})
+    this.sender.on('error', () => {})
+    this.receiver.on('message', (bytes, rinfo) => this.deliver(bytes, rinfo))
+    await bind(this.sender, 0, interfaceAddress)
+    this.senderPort = this.sender.address().port
+    this.sender.setMulticastInterface(interfaceAddress)
+    this.sender.setMulticastTTL(this.opts.ttl ?? 1)
+    this.sender.setMulticastLoopback(true) // other nodes on this host must hear us
+    // Bound to the group address (not 0.0.0.0), the socket receives only this group's traffic.
+    await bind(this.receiver, group.port, group.host)
+    this.receiver.addMembership(group.host, interfaceAddress)
+  }
+
+  send(to: string, msg: M): void {
+    if (this.closed || this.senderPort < 0) {
+      this.stats.sendFailures++
+      return
+    }
+    // One datagram to the group whoever it is for; the envelope's `to` lets others ignore it.
+    const bytes = this.opts.codec.encode(to, msg)
+    this.sender.send(bytes, this.opts.group.port, this.opts.group.host, (err) => {
+      if (err) this.stats.sendFailures++
+    })
+    this.stats.messagesSent++
+    this.stats.bytesSent += bytes.length
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await Promise.all([closeSocket(this.receiver), closeSocket(this.sender)])
+  }
+
+  private deliver(bytes: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.closed) return
+    if (rinfo.port === this.senderPort && rinfo.address === this.opts.interfaceAddress) return // our own
+    this.stats.bytesReceived += bytes.length
+    const decoded = this.opts.codec.decode(bytes)
+    if (!decoded.ok) {
+      // Every node sees every datagram: one addressed to another node is normal traffic, not a fault.
+      if (decoded.reason === 'misdirected') return
+      this.stats.drop(decoded.reason, decoded.from)
+      this.opts.onDrop?.(decoded.reason, decoded.from)
+      return
+    }
+    this.stats.messagesReceived++
+    if (!this.heard.has(decoded.from) && this.heard.size < 10_000) {
+      this.heard.add(decoded.from)
+      this.handlers?.onPeerConnected(decoded.from)
+    }
+    this.handlers?.onMessage(decoded.from, decoded.msg)
+  }
+}
+
+/**
+ * The IPv4 address of an interface given by name ("eth0", "lo") or by address. Throws
+ * InvalidOptionsError naming `field` when there is no such interface or it has no IPv4 address.
+ */
+export function resolveInterfaceAddress(ifaceOrIp: string, field = 'iface'): string {
+  const interfaces = networkInterfaces()
+  if (isIPv4(ifaceOrIp)) {
+    const owned = Object.values(interfaces).some((list) => list?.some((a) => a.address === ifaceOrIp))
+    if (!owned) throw new InvalidOptionsError(field, `no interface on this host has address ${ifaceOrIp}`)
+    return ifaceOrIp
+  }
+  const list = interfaces[ifaceOrIp]
+  if (!list) {
+    const names = Object.keys(interfaces).join(', ')
+    throw new InvalidOptionsError(field, `no interface named "${ifaceOrIp}" (this host has: ${names})`)
+  }
+  const v4 = list.find((a) => a.family === 'IPv4')
+  if (!v4) throw new InvalidOptionsError(field, `interface "${ifaceOrIp}" has no IPv4 address`)
+  return v4.address
+}
+
+function isMulticast(ip: string): boolean {
+  const first = Number(ip.split('.')[0])
+  return first >= 224 && first <= 239
+}
+
+function bind(socket: dgram.Socket, port: number, address: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject)
+    socket.bind(port, address, () => {
+      socket.off('error', reject)
+      resolve()
+    })
+  })
+}
+
+function closeSocket(socket: dgram.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      socket.close(() => resolve())
+    } catch {
+      resolve() // never bound, or already closed
+    }
+  })
+}
