@@ -63,7 +63,13 @@ describe('raft across processes', { concurrency: false }, () => {
         n !== old &&
         n.events.some((e) => e.ev === 'change' && e.role === 'leader' && e.token === first.token + 1),
     )
-    assert.ok(won, `a survivor became leader in term ${first.token + 1}`)
+    const history = [...c.nodes.values()].map((n) =>
+      [
+        n.id,
+        ...n.events.filter((e) => e.ev === 'change').map((e) => `${e.role}:${e.leader}@${e.token}`),
+      ].join(' '),
+    )
+    assert.ok(won, `a survivor became leader in term ${first.token + 1}; seen: ${history.join(' | ')}`)
   })
 
   test('an observer follows the leader and never leads, even when it is the last node standing', async () => {

@@ -178,7 +178,10 @@ export class TcpTransport<M> implements Transport<M> {
     if (this.closed) return
     const delay = out.backoffMs * (0.5 + this.random())
     out.backoffMs = Math.min(out.backoffMs * 2, this.maxMs)
-    out.timer = setTimeout(() => this.dial(out), delay)
+    out.timer = setTimeout(() => {
+      out.timer = undefined
+      this.dial(out)
+    }, delay)
     out.timer.unref()
   }
 
@@ -218,8 +221,23 @@ export class TcpTransport<M> implements Transport<M> {
       return decoded.reason !== 'unknown-peer' && decoded.reason !== 'cluster'
     }
     this.stats.messagesReceived++
+    this.redialIfWaiting(decoded.from)
     this.handlers?.onMessage(decoded.from, decoded.msg)
     return true
+  }
+
+  /**
+   * A peer that speaks to us is up, even if our own connection to it is still waiting out a backoff
+   * (it was down when we last tried, at start-up say). Dial it now: otherwise our replies to it, a vote
+   * among them, are lost until the backoff timer fires.
+   */
+  private redialIfWaiting(id: string): void {
+    const out = this.outbound.get(id)
+    if (!out || out.socket || out.timer === undefined || this.closed) return
+    clearTimeout(out.timer)
+    out.timer = undefined
+    out.backoffMs = this.initialMs
+    this.dial(out)
   }
 
   private drop(reason: Parameters<TransportStats['drop']>[0], from?: string): void {

@@ -1,0 +1,51 @@
+/** The TCP transport with real sockets on loopback. */
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { z } from 'zod'
+import { Codec } from '../src/codec/envelope.js'
+import { TcpTransport } from '../src/transport/tcp.js'
+import { freePorts, waitFor } from './helpers/raft-cluster.js'
+
+const schema = z.object({ text: z.string() })
+type Note = z.infer<typeof schema>
+
+function transport(self: string, port: number, peers: Record<string, number>, reconnectInitialMs: number) {
+  const heard: Array<{ from: string; msg: Note }> = []
+  const t = new TcpTransport<Note>({
+    self,
+    listen: { host: '127.0.0.1', port },
+    peers: new Map(Object.entries(peers).map(([id, p]) => [id, `127.0.0.1:${p}`])),
+    codec: new Codec({ cluster: 'ballot', self, schema }),
+    reconnectInitialMs,
+    reconnectMaxMs: reconnectInitialMs,
+  })
+  const handlers = {
+    onMessage: (from: string, msg: Note) => heard.push({ from, msg }),
+    onPeerConnected: () => {},
+    onPeerUnreachable: () => {},
+  }
+  return { t, heard, start: () => t.start(handlers) }
+}
+
+test('a peer that speaks to us is dialled at once, not after our reconnect backoff', async (t) => {
+  const [pa, pb] = (await freePorts(2)) as [number, number]
+  // a's backoff is far longer than the test's deadline: only the redial on contact can connect it in time.
+  const a = transport('a', pa, { b: pb }, 120_000)
+  const b = transport('b', pb, { a: pa }, 50)
+  t.after(() => Promise.all([a.t.close(), b.t.close()]))
+  await a.start() // b is down: a's first dial is refused and waits out its backoff
+  await new Promise((r) => setTimeout(r, 200)) // let the refused dial happen
+  await b.start()
+  await waitFor('a to hear b', () => {
+    b.t.send('a', { text: 'hello' })
+    return a.heard.length > 0
+  })
+  await waitFor(
+    'b to hear a reply within the deadline (a redialled on contact)',
+    () => {
+      a.t.send('b', { text: 'reply' })
+      return b.heard.some((h) => h.msg.text === 'reply')
+    },
+    15_000,
+  )
+})
