@@ -48,4 +48,5 @@ test('a peer that speaks to us is dialled at once, not after our reconnect backo
     },
     15_000,
   )
+  assert.equal(b.heard.find((h) => h.msg.text === 'reply')?.from, 'a')
 })
