@@ -62,6 +62,10 @@ export interface ProtocolAdapter<M, P> {
   readonly timing: SimTiming
   readonly livenessBoundMs: number
   readonly invariants: ReadonlySet<CommonInvariant>
+  /** Agreement (for liveness) needs a live majority of voters (default) or any live voter (bully). */
+  readonly agreement?: 'majority' | 'any'
+  /** The leader promised once the network is quiet, given the live voters' ids (bully: the highest). */
+  expectedLeader?(live: string[]): string | undefined
   create(node: CreateNode<P>): ProtocolMachine<M, P>
   checkMessage?(from: SimMember, to: SimMember, msg: M): { invariant: string; message: string } | undefined
   isElectionMessage(msg: M): boolean

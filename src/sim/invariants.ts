@@ -36,6 +36,10 @@ export interface CheckerOptions {
   stability: boolean
   healAt: number
   trace: TraceRing
+  /** Whether agreement needs a live majority of voters (raft) or any live voter (bully). Default majority. */
+  agreement?: 'majority' | 'any'
+  /** The leader the protocol promises once the network is quiet, given the live voters (bully: the highest). */
+  expectedLeader?: (live: string[]) => string | undefined
 }
 
 export class InvariantChecker {
@@ -48,6 +52,12 @@ export class InvariantChecker {
   agreedAtHeal = false
   /** Set once a clock leaves the drift bound: lease violations from then on are expected. */
   outOfBoundClocks = false
+  /**
+   * Real time during which two or more nodes' isLeader() were true at once. A measurement for
+   * protocols that do not promise a lease (bully under partitions); raft fails the lease check instead.
+   */
+  multiLeaderMs = 0
+  private multiLeaderSince: number | undefined
 
   private readonly nodes: NodeStatus[]
   private readonly voterCount: number
@@ -149,6 +159,7 @@ export class InvariantChecker {
     if (!isLeader) {
       if (s.leasing && s.leaseEnd > now) s.leaseEnd = now
       s.leasing = false
+      this.countLeaders(now)
       return
     }
     if (s.observer && this.on.has('observer')) this.fail('observer', now, `observer ${s.id} claims isLeader`)
@@ -173,6 +184,7 @@ export class InvariantChecker {
     s.leasing = true
     s.leaseEnd = endReal
     s.leaseToken = token
+    this.countLeaders(now)
     if (!this.on.has('lease')) return
     for (let i = 0; i < this.nodes.length; i++) {
       const o = this.nodes[i] as NodeStatus
@@ -186,6 +198,25 @@ export class InvariantChecker {
     }
   }
 
+  /** Tracks spans with more than one node claiming isLeader(). */
+  private countLeaders(now: number): void {
+    let leaders = 0
+    for (const n of this.nodes) if (n.alive && n.leasing && n.leaseEnd > now) leaders++
+    if (leaders > 1 && this.multiLeaderSince === undefined) this.multiLeaderSince = now
+    else if (leaders <= 1 && this.multiLeaderSince !== undefined) {
+      this.multiLeaderMs += now - this.multiLeaderSince
+      this.multiLeaderSince = undefined
+    }
+  }
+
+  /** Closes the multi-leader measurement at the end of a run. */
+  finish(now: number): void {
+    if (this.multiLeaderSince !== undefined) {
+      this.multiLeaderMs += now - this.multiLeaderSince
+      this.multiLeaderSince = undefined
+    }
+  }
+
   crashed(node: number, now: number): void {
     const s = this.nodes[node] as NodeStatus
     s.alive = false
@@ -193,6 +224,7 @@ export class InvariantChecker {
     s.leaderId = undefined
     if (s.leasing && s.leaseEnd > now) s.leaseEnd = now
     s.leasing = false
+    this.countLeaders(now)
     const g = this.preVoteGuard
     if (g && g.node === node) this.preVoteGuard = undefined
     this.evaluate(now)
@@ -236,7 +268,7 @@ export class InvariantChecker {
         term = s.leaderTerm
       } else if (s.leaderId !== id || s.leaderTerm !== term) return undefined
     }
-    if (live * 2 <= this.voterCount || id === undefined) return undefined
+    if (!this.enoughLive(live) || id === undefined) return undefined
     const idx = this.nodes.findIndex((s) => s.id === id)
     const leader = this.nodes[idx]
     return leader?.alive && leader.role === 'leader' ? idx : undefined
@@ -259,9 +291,21 @@ export class InvariantChecker {
     return best
   }
 
+  private enoughLive(live: number): boolean {
+    return this.opts.agreement === 'any' ? live > 0 : live * 2 > this.voterCount
+  }
+
+  /** The agreed leader, if it is also the one the protocol promises (bully: the highest live node). */
+  private settledLeader(): number | undefined {
+    const agreed = this.agreedLeader()
+    if (agreed === undefined || !this.opts.expectedLeader) return agreed
+    const live = this.nodes.filter((s) => s.alive && !s.observer).map((s) => s.id)
+    return this.opts.expectedLeader(live) === (this.nodes[agreed] as NodeStatus).id ? agreed : undefined
+  }
+
   evaluate(now: number): void {
     if (this.firstAgreedAt !== undefined && (!this.healed || this.agreedAfterHealAt !== undefined)) return
-    if (this.agreedLeader() === undefined) return
+    if (this.settledLeader() === undefined) return
     if (this.firstAgreedAt === undefined) this.firstAgreedAt = now
     if (this.healed && this.agreedAfterHealAt === undefined) this.agreedAfterHealAt = now
   }
@@ -269,7 +313,7 @@ export class InvariantChecker {
   /** Called at the heal instant, after every other event of that instant. */
   heal(now: number): void {
     this.healed = true
-    this.agreedAtHeal = this.agreedLeader() !== undefined
+    this.agreedAtHeal = this.settledLeader() !== undefined
     this.evaluate(now)
   }
 
@@ -277,11 +321,12 @@ export class InvariantChecker {
   livenessDeadline(now: number, boundMs: number): void {
     if (this.agreedAfterHealAt !== undefined || !this.on.has('liveness')) return
     const live = this.nodes.filter((s) => !s.observer && s.alive).length
-    if (live * 2 <= this.voterCount) return
+    if (!this.enoughLive(live)) return
     const says = this.nodes
       .filter((s) => s.alive && !s.observer)
       .map((s) => `${s.id}:${s.role}${s.leaderId ? `→${s.leaderId}@${s.leaderTerm}` : ''}`)
       .join(' ')
-    this.fail('liveness', now, `no agreed leader ${boundMs.toFixed(0)} ms after the heal (${says})`)
+    const what = this.opts.expectedLeader ? 'no agreed leader (the expected one)' : 'no agreed leader'
+    this.fail('liveness', now, `${what} ${boundMs.toFixed(0)} ms after the heal (${says})`)
   }
 }

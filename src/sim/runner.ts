@@ -37,6 +37,13 @@ export interface Summary {
   /** Runs whose only violations came under clocks beyond the drift bound. */
   expectedRuns: number
   violations: Record<string, number>
+  /** The common invariants this protocol promises and the runs checked; the others print as n/a. */
+  checked: string[]
+  /**
+   * For protocols without a lease (bully): runs in which two nodes claimed isLeader() at once, and for
+   * how long (real ms, over those runs). Undefined for protocols that check the lease instead.
+   */
+  multiLeader?: { runs: number; p50: number; p99: number; max: number }
   /** Broken under clocks beyond the drift bound (clock-jump scenario): shown, not failures. */
   expectedUnderOutOfBoundClocks: Record<string, number>
   elections: number
@@ -70,6 +77,7 @@ export function runBatch(adapter: AnyAdapter, opts: BatchOptions): Summary {
   const expected: Record<string, number> = {}
   const first: number[] = []
   const afterHeal: number[] = []
+  const multiLeader: number[] = []
   const failures: FailedRun[] = []
   const failedSeeds: number[] = []
   let failedRuns = 0
@@ -89,6 +97,7 @@ export function runBatch(adapter: AnyAdapter, opts: BatchOptions): Summary {
     electionMessages += r.electionMessages
     if (r.firstLeaderMs !== undefined) first.push(r.firstLeaderMs)
     if (r.afterHealMs !== undefined) afterHeal.push(r.afterHealMs)
+    if (r.multiLeaderMs > 0) multiLeader.push(r.multiLeaderMs)
     for (const v of r.expected) expected[v.invariant] = (expected[v.invariant] ?? 0) + 1
     if (r.expected.length > 0 && r.violations.length === 0) expectedRuns++
     if (r.violations.length > 0) {
@@ -117,6 +126,10 @@ export function runBatch(adapter: AnyAdapter, opts: BatchOptions): Summary {
     failedRuns,
     expectedRuns,
     violations,
+    checked: [...adapter.invariants],
+    multiLeader: adapter.invariants.has('lease')
+      ? undefined
+      : { runs: multiLeader.length, ...quantiles(multiLeader) },
     expectedUnderOutOfBoundClocks: expected,
     elections,
     firstLeaderMs: quantiles(first),
@@ -152,7 +165,17 @@ export function formatSummary(s: Summary, replay = 'ballot sim'): string {
     ['runs broken only under out-of-bound clocks', String(s.expectedRuns)],
   ]
   const names = [...new Set([...INVARIANTS, ...Object.keys(s.violations)])]
-  for (const name of names) rows.push([`  violations: ${name}`, String(s.violations[name] ?? 0)])
+  for (const name of names) {
+    const promised = s.checked.includes(name) || name in s.violations
+    rows.push([`  violations: ${name}`, promised ? String(s.violations[name] ?? 0) : 'n/a (not promised)'])
+  }
+  if (s.multiLeader) {
+    const m = s.multiLeader
+    rows.push([
+      'runs with two leaders at once (no lease)',
+      m.runs === 0 ? '0' : `${m.runs}, for p50 / p99 / max ${m.p50} / ${m.p99} / ${m.max} ms of the run`,
+    ])
+  }
   for (const [name, count] of Object.entries(s.expectedUnderOutOfBoundClocks))
     rows.push([`  expected (out-of-bound clocks): ${name}`, String(count)])
   rows.push(

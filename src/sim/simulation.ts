@@ -95,6 +95,8 @@ export interface RunResult {
   firstLeaderMs: number | undefined
   /** Heal to an agreed leader, in runs that had none at the heal instant (virtual ms). */
   afterHealMs: number | undefined
+  /** Real time with two or more nodes claiming isLeader() at once (protocols without a lease). */
+  multiLeaderMs: number
   healAt: number
   endedAt: number
   /** The last events before the end of a run with a violation (empty otherwise). */
@@ -157,6 +159,8 @@ class Simulation<M, P> {
     this.trace = new TraceRing(opts.traceSize ?? 200, opts.traceSink)
     this.checker = new InvariantChecker({
       invariants: adapter.invariants,
+      agreement: adapter.agreement,
+      expectedLeader: adapter.expectedLeader,
       members: this.members,
       stability: this.scenario.stability ?? false,
       healAt: this.healAt,
@@ -228,6 +232,7 @@ class Simulation<M, P> {
       if (agreed !== undefined) end = Math.min(end, Math.max(agreed, this.healAt) + this.tail)
     }
     const c = this.checker
+    c.finish(this.now)
     const failed = c.violations.length > 0 || c.expected.length > 0
     return {
       seed: this.opts.seed,
@@ -243,6 +248,7 @@ class Simulation<M, P> {
         this.scenario.faults.length === 0 || c.agreedAtHeal || c.agreedAfterHealAt === undefined
           ? undefined
           : c.agreedAfterHealAt - this.healAt,
+      multiLeaderMs: c.multiLeaderMs,
       healAt: this.healAt,
       endedAt: this.now,
       trace: failed ? this.trace.lines() : [],

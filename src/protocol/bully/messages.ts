@@ -1,0 +1,34 @@
+/**
+ * Bully messages. Every one carries the sender's pid (its rank), its unicast address (so a follower can
+ * point at its leader), the highest epoch it knows (so a stale leader learns it is stale from any
+ * message) and whether it has resigned (so others do not wait for it to claim).
+ */
+import { z } from 'zod'
+
+const epoch = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
+const pid = z.number().int().min(-Number.MAX_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER)
+const base = {
+  pid,
+  /** The sender's unicast address: host:port over TCP, the interface IP over multicast. */
+  addr: z.string().min(1).max(256),
+  epoch,
+  /** The sender stepped down with resign() and does not take leadership back from a live leader. */
+  resigned: z.boolean().optional(),
+}
+
+export const bullyMessageSchema = z.discriminatedUnion('t', [
+  /** I am here (at start, every alive interval, and in reply to a newcomer). */
+  z.object({ t: z.literal('hello'), ...base }),
+  /** I lead from now on, with this new epoch (the fencing token). */
+  z.object({ t: z.literal('claim'), ...base }),
+  /** I still lead, with the epoch I claimed. */
+  z.object({ t: z.literal('hb'), ...base }),
+  /** I am leaving (stop), or stepping down (resign): do not wait for my silence to be noticed. */
+  z.object({ t: z.literal('bye'), ...base, leaving: z.boolean() }),
+])
+
+export type BullyMessage = z.infer<typeof bullyMessageSchema>
+
+/** What a node persists (with a data directory): the highest epoch it knows, so a restart never reuses one. */
+export const bullyHardStateSchema = z.object({ epoch })
+export type BullyHardState = z.infer<typeof bullyHardStateSchema>
