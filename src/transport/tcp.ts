@@ -65,17 +65,34 @@ export class TcpTransport<M> implements Transport<M> {
     this.maxMs = opts.reconnectMaxMs ?? 2000
     this.maxBuffered = opts.maxBufferedBytes ?? 1024 * 1024
     this.random = opts.random ?? Math.random
-    for (const [id, addr] of opts.peers) {
-      this.outbound.set(id, {
-        id,
-        target: parseHostPort(addr, `peer ${id}`),
-        socket: undefined,
-        connected: false,
-        backoffMs: this.initialMs,
-        timer: undefined,
-        probing: false,
-      })
+    for (const [id, addr] of opts.peers) this.outbound.set(id, this.newOutbound(id, addr))
+  }
+
+  private newOutbound(id: string, addr: string): Outbound {
+    return {
+      id,
+      target: parseHostPort(addr, `peer ${id}`),
+      socket: undefined,
+      connected: false,
+      backoffMs: this.initialMs,
+      timer: undefined,
+      probing: false,
     }
+  }
+
+  hasPeer(id: string): boolean {
+    return this.outbound.has(id)
+  }
+
+  /**
+   * Adds a peer at run time (bully learns newcomers from their messages) and dials it at once if the
+   * transport is running. Throws InvalidOptionsError if the address is not host:port.
+   */
+  addPeer(id: string, address: string): void {
+    if (this.outbound.has(id) || id === this.opts.self) return
+    const out = this.newOutbound(id, address)
+    this.outbound.set(id, out)
+    if (this.handlers && !this.closed) this.dial(out)
   }
 
   get address(): string {

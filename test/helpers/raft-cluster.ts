@@ -50,6 +50,7 @@ export async function waitFor<T>(
   }
 }
 
+/** A fixture node process (raft by default) printing JSON event lines; also used for bully nodes. */
 export class RaftProcess {
   readonly events: NodeEvent[] = []
   readonly child: ChildProcess
@@ -58,11 +59,13 @@ export class RaftProcess {
 
   constructor(
     readonly id: string,
-    options: RaftElectionOptions,
+    options: object,
+    /** Which fixture script to run (default: the raft node), and how (default: node on this host). */
+    fixture: string = FIXTURE,
+    launch: (command: string, args: string[]) => ChildProcess = (command, args) =>
+      spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] }),
   ) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, JSON.stringify(options)], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    })
+    this.child = launch(process.execPath, ['--import', 'tsx', fixture, JSON.stringify(options)])
     this.child.stdout?.on('data', (chunk: Buffer) => {
       this.buffer += chunk.toString()
       let nl = this.buffer.indexOf('\n')

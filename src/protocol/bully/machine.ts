@@ -130,7 +130,7 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
         break
       case 'peerConnected':
         this.send(input.peer, this.message('hello'))
-        if (this.mode === 'leader') this.send(input.peer, this.message('hb'))
+        if (this.mode === 'leader') this.send(input.peer, this.withMembers(this.message('hb')))
         break
       case 'peerUnreachable':
         this.peerGone(now, input.peer)
@@ -161,7 +161,10 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
   private tick(now: number): void {
     if (this.mode === 'leader') {
       if (now >= this.heartbeatDeadline) {
-        this.send(BROADCAST, this.message('hb'))
+        // Now and then the heartbeat lists every node we know, so the cluster's lists converge.
+        const withMembers = now >= this.aliveDeadline
+        if (withMembers) this.aliveDeadline = now + this.timing.aliveIntervalMs
+        this.send(BROADCAST, withMembers ? this.withMembers(this.message('hb')) : this.message('hb'))
         this.heartbeatDeadline = now + this.timing.heartbeatIntervalMs
       }
       return
@@ -235,7 +238,7 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
     this.resignedUntil = Number.NEGATIVE_INFINITY
     this.electionDeadline = Number.POSITIVE_INFINITY
     this.heartbeatDeadline = now + this.timing.heartbeatIntervalMs
-    this.send(BROADCAST, this.message('claim'))
+    this.send(BROADCAST, this.withMembers(this.message('claim')))
   }
 
   private resign(now: number): void {
@@ -280,7 +283,7 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
         // A newcomer (or a node back from silence) learns of us, and of the leader, at once.
         if (isNew) {
           this.send(from, this.message('hello'))
-          if (this.mode === 'leader') this.send(from, this.message('hb'))
+          if (this.mode === 'leader') this.send(from, this.withMembers(this.message('hb')))
         }
         if (
           this.mode === 'leader' &&
@@ -291,6 +294,7 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
         return
       case 'claim':
       case 'hb':
+        for (const m of msg.members ?? []) if (m.id !== this.id) this.learn(m.id, undefined, m.addr)
         this.onLeaderMessage(now, peer, msg.epoch)
         return
       case 'bye':
@@ -381,6 +385,16 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
     if (t === 'claim' || t === 'hb') m.epoch = this.epoch
     if (this.resigned) m.resigned = true
     return m
+  }
+
+  private withMembers(msg: BullyMessage): BullyMessage {
+    if (msg.t !== 'claim' && msg.t !== 'hb') return msg
+    const members = [{ id: this.id, addr: this.address }]
+    for (const p of this.peers.values()) {
+      if (p.address !== undefined && !p.gone && members.length < 256)
+        members.push({ id: p.id, addr: p.address })
+    }
+    return { ...msg, members }
   }
 
   private send(to: string, msg: BullyMessage): void {

@@ -16,13 +16,19 @@ const base = {
   resigned: z.boolean().optional(),
 }
 
+/** Every node the leader knows, so nodes that were given different lists still all find each other. */
+const members = z
+  .array(z.object({ id: z.string().min(1).max(128), addr: z.string().min(1).max(256) }))
+  .max(256)
+  .optional()
+
 export const bullyMessageSchema = z.discriminatedUnion('t', [
   /** I am here (at start, every alive interval, and in reply to a newcomer). */
   z.object({ t: z.literal('hello'), ...base }),
   /** I lead from now on, with this new epoch (the fencing token). */
-  z.object({ t: z.literal('claim'), ...base }),
-  /** I still lead, with the epoch I claimed. */
-  z.object({ t: z.literal('hb'), ...base }),
+  z.object({ t: z.literal('claim'), ...base, members }),
+  /** I still lead, with the epoch I claimed (now and then with the members I know). */
+  z.object({ t: z.literal('hb'), ...base, members }),
   /** I am leaving (stop), or stepping down (resign): do not wait for my silence to be noticed. */
   z.object({ t: z.literal('bye'), ...base, leaving: z.boolean() }),
 ])

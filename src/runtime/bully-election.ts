@@ -1,0 +1,326 @@
+/**
+ * The bully driver: a BullyMachine run with a real clock over one of two transports, with the shared
+ * Election interface on top.
+ *
+ *   - TCP (the Go bully daemon's model): listen on host:port, start from a list of other nodes' addresses;
+ *     a node that shows up with a longer list is added by the others when it first speaks (its messages
+ *     carry its address), without a restart. Peers that are down are retried with backoff.
+ *   - UDP multicast (MultiBully's model): every node joins one group on one interface; nobody needs a
+ *     list, and every message carries the sender's interface address.
+ */
+import { Codec } from '../codec/envelope.js'
+import type { ClusterState, LeaderInfo, MemberState, StopOptions } from '../election.js'
+import { ClosedError, InvalidOptionsError } from '../errors.js'
+import { BullyMachine } from '../protocol/bully/machine.js'
+import {
+  type BullyHardState,
+  type BullyMessage,
+  bullyHardStateSchema,
+  bullyMessageSchema,
+} from '../protocol/bully/messages.js'
+import {
+  BULLY_TIMING_PROFILES,
+  type BullyTiming,
+  type BullyTimingProfile,
+  DEFAULT_BULLY_TIMING,
+  validateBullyTiming,
+} from '../protocol/bully/options.js'
+import type { MachineView } from '../protocol/machine.js'
+import { parseHostPort } from '../transport/address.js'
+import {
+  DEFAULT_MULTICAST_GROUP,
+  MulticastTransport,
+  resolveInterfaceAddress,
+} from '../transport/multicast.js'
+import { TcpTransport } from '../transport/tcp.js'
+import type { Transport, TransportHandlers, TransportStats } from '../transport/transport.js'
+import { type Clock, realClock } from './clock.js'
+import { MachineDriver } from './driver.js'
+import { ElectionBase } from './election-base.js'
+import { StateFile } from './state-file.js'
+
+export interface BullyElectionOptions {
+  /**
+   * This node's id. Default: over TCP its advertised host:port, over multicast `pid@ip`; both stay the
+   * same across restarts, so the same node wins again (the Go daemon drew random ids).
+   */
+  id?: string
+  /** Rank: the live node with the highest pid leads; ties go to the larger id. Default 0. */
+  pid?: number
+  /** TCP: where to listen (host:port). */
+  listen?: string
+  /** TCP: the address others reach this node at. Default: `listen`. */
+  advertise?: string
+  /**
+   * TCP: other nodes, as host:port (the id is then the address) or id=host:port. The same list may be
+   * given to every node (this node's own entry is skipped); it grows as new nodes speak.
+   */
+  nodes?: string[]
+  /** Multicast instead of TCP: the group (default 239.255.41.17:9999) and the interface (name or IPv4). */
+  multicast?: { group?: string; iface?: string }
+  /** Cluster name: keeps two clusters on one network apart. Default "ballot". */
+  cluster?: string
+  /** Shared key: every message is authenticated (HMAC-SHA256) and replay-checked. */
+  key?: string
+  /** A profile name ("default", "fast") or explicit timings, filled in from the default profile. */
+  timing?: BullyTimingProfile | Partial<BullyTiming>
+  /** Directory where the highest epoch seen is kept, so a restarted node never reuses a fencing token. */
+  dataDir?: string
+  /** Max time a state callback runs before its signal aborts (ms). Default 10 000. */
+  callbackTimeoutMs?: number
+  /** Largest message accepted (bytes). Default 64 KiB. */
+  maxMessageBytes?: number
+  clock?: Clock
+}
+
+export function resolveBullyTiming(timing: BullyElectionOptions['timing']): BullyTiming {
+  if (timing === undefined) return { ...DEFAULT_BULLY_TIMING }
+  if (typeof timing === 'string') {
+    const profile = BULLY_TIMING_PROFILES[timing]
+    if (!profile) throw new InvalidOptionsError('timing', `unknown profile "${timing}" (use default or fast)`)
+    return { ...profile }
+  }
+  return validateBullyTiming({ ...DEFAULT_BULLY_TIMING, ...timing })
+}
+
+/** "id=host:port" or "host:port" (the id is then the address). */
+function parseNode(entry: string): { id: string; address: string } {
+  const eq = entry.indexOf('=')
+  const id = eq > 0 ? entry.slice(0, eq) : entry
+  const address = eq > 0 ? entry.slice(eq + 1) : entry
+  parseHostPort(address, 'nodes')
+  return { id, address }
+}
+
+export class BullyElection extends ElectionBase {
+  readonly id: string
+  /** The unicast address carried in this node's messages (TCP host:port, or the interface IP). */
+  readonly advertisedAddress: string
+  readonly counters = { electionsStarted: 0, electionsWon: 0, leaderChanges: 0 }
+  private readonly clock: Clock
+  private readonly machine: BullyMachine
+  private readonly transport: Transport<BullyMessage>
+  private readonly driver: MachineDriver<BullyMessage, BullyHardState>
+  private readonly stateFile: StateFile<BullyHardState> | undefined
+  private readonly leaderSince = new Map<string, number>()
+  private lastView: MachineView | undefined
+  private started = false
+  private stopped = false
+
+  constructor(opts: BullyElectionOptions) {
+    const clock = opts.clock ?? realClock
+    super({ callbackTimeoutMs: opts.callbackTimeoutMs, wall: () => clock.wall() })
+    this.clock = clock
+    const pid = opts.pid ?? 0
+    if (!Number.isSafeInteger(pid))
+      throw new InvalidOptionsError('pid', `must be an integer, got ${opts.pid}`)
+    const timing = resolveBullyTiming(opts.timing)
+    if (opts.multicast && (opts.listen || opts.nodes?.length))
+      throw new InvalidOptionsError('multicast', 'choose multicast or TCP (listen, nodes), not both')
+    if (!opts.multicast && !opts.listen)
+      throw new InvalidOptionsError('listen', 'give a host:port to listen on (TCP), or multicast')
+
+    let peers: Array<{ id: string; address: string }> = []
+    if (opts.multicast) {
+      const iface = resolveInterfaceAddress(opts.multicast.iface ?? '127.0.0.1')
+      this.advertisedAddress = iface
+      this.id = opts.id ?? `${pid}@${iface}`
+    } else {
+      const listen = parseHostPort(opts.listen as string, 'listen')
+      const advertise = opts.advertise ?? (opts.listen as string)
+      const adv = parseHostPort(advertise, 'advertise')
+      if (adv.port === 0 && opts.id === undefined)
+        throw new InvalidOptionsError('id', 'give an id, or a fixed port (the default id is host:port)')
+      if (adv.host === '0.0.0.0' || adv.host === '::')
+        throw new InvalidOptionsError('advertise', `give an address others can reach, not ${adv.host}`)
+      void listen
+      this.advertisedAddress = advertise
+      this.id = opts.id ?? advertise
+      peers = (opts.nodes ?? []).map(parseNode).filter((p) => p.id !== this.id && p.address !== advertise)
+    }
+
+    this.stateFile = opts.dataDir
+      ? new StateFile(opts.dataDir, bullyHardStateSchema, 'bully-state.json')
+      : undefined
+    this.machine = new BullyMachine({
+      id: this.id,
+      pid,
+      address: this.advertisedAddress,
+      timing,
+      peers: peers.map((p) => ({ id: p.id, address: p.address })),
+      hardState: this.stateFile?.load(),
+    })
+    const codec = new Codec<BullyMessage>({
+      cluster: opts.cluster ?? 'ballot',
+      self: this.id,
+      schema: bullyMessageSchema,
+      key: opts.key,
+      // Anyone who speaks the protocol (with the key, when one is set) may join: the list grows.
+      maxMessageBytes: opts.maxMessageBytes,
+      wallClock: () => clock.wall(),
+    })
+    if (opts.multicast) {
+      this.transport = new MulticastTransport({
+        self: this.id,
+        group: parseHostPort(opts.multicast.group ?? DEFAULT_MULTICAST_GROUP, 'multicast'),
+        interfaceAddress: this.advertisedAddress,
+        codec,
+      })
+    } else {
+      this.transport = new GrowingTcpTransport(
+        new TcpTransport({
+          self: this.id,
+          listen: parseHostPort(opts.listen as string, 'listen'),
+          peers: new Map(peers.map((p) => [p.id, p.address])),
+          codec,
+        }),
+      )
+    }
+    this.driver = new MachineDriver(this.machine, this.transport, clock, {
+      persist: this.stateFile ? (s) => this.stateFile?.save(s) : undefined,
+      update: (view) => this.onUpdate(view),
+      error: (err) => this.reportError(err),
+    })
+  }
+
+  /** Where this node listens (TCP host:port once started) or its interface address (multicast). */
+  get address(): string {
+    return this.transport.address
+  }
+
+  get transportStats(): TransportStats {
+    return this.transport.stats
+  }
+
+  async start(): Promise<void> {
+    if (this.stopped) throw new ClosedError()
+    if (this.started) return
+    this.started = true
+    await this.driver.start()
+  }
+
+  /** Leaves the group; others hear a "bye" and elect at once (a leader's hand-over, in bully). */
+  async stop(opts: StopOptions = {}): Promise<void> {
+    void opts
+    if (this.stopped) return
+    this.stopped = true
+    await this.driver.stop(true)
+    this.observe('stopped', false, undefined)
+  }
+
+  /**
+   * Steps down: the next node claims at once, and this one leaves leadership to it for
+   * `timing.resignHoldMs`; after that bully's rule applies again and the highest live node leads.
+   */
+  async resign(): Promise<void> {
+    if (this.stopped) throw new ClosedError()
+    this.driver.input({ kind: 'resign' })
+  }
+
+  isLeader(): boolean {
+    return !this.stopped && this.started && this.driver.view().isLeader
+  }
+
+  clusterState(): ClusterState {
+    const now = this.clock.now()
+    const view = this.driver.view()
+    const members: MemberState[] = [
+      {
+        id: this.id,
+        address: this.advertisedAddress,
+        kind: 'voter',
+        role: view.role,
+        term: BigInt(view.term),
+        tags: {},
+        lastContactMs: 0,
+        reachable: true,
+        self: true,
+      },
+      ...view.peers.map((p) => ({
+        id: p.id,
+        address: this.machine.addressOf(p.id),
+        kind: p.kind,
+        role: p.role,
+        term: BigInt(p.term),
+        tags: p.tags,
+        lastContactMs: p.lastContact === undefined ? undefined : Math.max(0, Math.round(now - p.lastContact)),
+        reachable: p.reachable,
+        self: false,
+      })),
+    ]
+    return { self: this.id, role: view.role, term: BigInt(view.term), leader: this.leader(), members }
+  }
+
+  private onUpdate(view: MachineView): void {
+    const prev = this.lastView
+    this.lastView = view
+    if (view.role === 'candidate' && prev?.role !== 'candidate') this.counters.electionsStarted++
+    if (view.role === 'leader' && (prev?.role !== 'leader' || prev.term !== view.term))
+      this.counters.electionsWon++
+    if (this.stopped) return
+    let leader: LeaderInfo | undefined
+    if (view.leader) {
+      const key = `${view.leader.id}@${view.leader.term}`
+      let since = this.leaderSince.get(key)
+      if (since === undefined) {
+        this.leaderSince.clear()
+        since = this.clock.wall()
+        this.leaderSince.set(key, since)
+        this.counters.leaderChanges++
+      }
+      leader = {
+        id: view.leader.id,
+        address: this.machine.addressOf(view.leader.id),
+        token: BigInt(view.leader.term),
+        since,
+        tags: {},
+      }
+    }
+    this.observe(view.role, view.isLeader, leader)
+  }
+}
+
+/**
+ * The TCP transport, plus what bully's growing list needs: a node we have never heard of that speaks
+ * to us is dialled back at the address its message carries, so our replies reach it; and nodes the
+ * leader lists are dialled too, so nodes started with different lists still all find each other.
+ */
+class GrowingTcpTransport implements Transport<BullyMessage> {
+  constructor(private readonly inner: TcpTransport<BullyMessage>) {}
+
+  get address(): string {
+    return this.inner.address
+  }
+
+  get stats(): TransportStats {
+    return this.inner.stats
+  }
+
+  start(handlers: TransportHandlers<BullyMessage>): Promise<void> {
+    return this.inner.start({
+      ...handlers,
+      onMessage: (from, msg) => {
+        this.learn(from, msg.addr)
+        if (msg.t === 'claim' || msg.t === 'hb') for (const m of msg.members ?? []) this.learn(m.id, m.addr)
+        handlers.onMessage(from, msg)
+      },
+    })
+  }
+
+  private learn(id: string, address: string): void {
+    if (this.inner.hasPeer(id)) return
+    try {
+      this.inner.addPeer(id, address)
+    } catch {
+      // An address that is not host:port: we can hear this node but not answer it.
+    }
+  }
+
+  send(to: string, msg: BullyMessage): void {
+    this.inner.send(to, msg)
+  }
+
+  close(): Promise<void> {
+    return this.inner.close()
+  }
+}
