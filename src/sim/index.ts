@@ -8,6 +8,7 @@ export type {
   SimTiming,
 } from './adapter.js'
 export type { Violation } from './invariants.js'
+export { bullyAdapter, bullyLivenessBoundMs, simPid } from './protocols/bully.js'
 export { ADAPTERS } from './protocols/index.js'
 export { type RaftAdapterOptions, raftAdapter, raftLivenessBoundMs } from './protocols/raft.js'
 export { type BatchOptions, type FailedRun, formatSummary, runBatch, type Summary } from './runner.js'

@@ -1,0 +1,235 @@
+// Step-by-step tests of the pure bully state machine: no clock, no sockets, every input by hand.
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { BullyMachine } from '../src/protocol/bully/machine.js'
+import type { BullyMessage } from '../src/protocol/bully/messages.js'
+import { FAST_BULLY_TIMING } from '../src/protocol/bully/options.js'
+import { BROADCAST, type Outgoing } from '../src/protocol/machine.js'
+
+const T = FAST_BULLY_TIMING // heartbeat 20, leader timeout 100, claim step 10, resign hold 1000
+
+function node(id: string, pid: number, epoch?: number) {
+  return new BullyMachine({
+    id,
+    pid,
+    address: `10.0.0.${pid}`,
+    timing: T,
+    hardState: epoch === undefined ? undefined : { epoch },
+  })
+}
+
+type Sent = { from: string } & Outgoing<BullyMessage>
+
+/** A tiny multicast LAN: every broadcast reaches every other node at once; `cut` nodes hear nothing. */
+class Lan {
+  readonly nodes = new Map<string, BullyMachine>()
+  readonly cut = new Set<string>()
+  log: Sent[] = []
+  now = 0
+  constructor(machines: BullyMachine[]) {
+    for (const m of machines) this.nodes.set(m.id, m)
+  }
+  add(m: BullyMachine) {
+    this.nodes.set(m.id, m)
+    m.step(this.now, { kind: 'tick' })
+    this.settle()
+  }
+  remove(id: string) {
+    this.nodes.delete(id)
+  }
+  settle() {
+    for (let i = 0; i < 1000; i++) {
+      const queue: Sent[] = []
+      for (const n of this.nodes.values())
+        for (const m of n.ready().messages) queue.push({ from: n.id, ...m })
+      if (queue.length === 0) return
+      this.log.push(...queue)
+      for (const m of queue) {
+        if (this.cut.has(m.from)) continue
+        for (const to of this.nodes.values()) {
+          if (to.id === m.from || this.cut.has(to.id) || (m.to !== BROADCAST && m.to !== to.id)) continue
+          to.step(this.now, { kind: 'receive', from: m.from, msg: m.msg })
+        }
+      }
+    }
+    throw new Error('network did not settle')
+  }
+  /** Advances time to `until`, ticking every node each millisecond. */
+  run(until: number) {
+    for (; this.now <= until; this.now++) {
+      for (const n of this.nodes.values()) n.step(this.now, { kind: 'tick' })
+      this.settle()
+    }
+    this.now = until
+  }
+  leaders() {
+    return [...this.nodes.values()].filter((n) => n.view(this.now).isLeader).map((n) => n.id)
+  }
+  /** The leader every node names (with its epoch), if they agree. */
+  agreed() {
+    const views = [...this.nodes.values()].map((n) => n.view(this.now).leader)
+    const first = views[0]
+    if (!first || views.some((v) => v?.id !== first.id || v.term !== first.term)) return undefined
+    return first
+  }
+  claims(since = 0) {
+    return this.log.slice(since).filter((m) => m.msg.t === 'claim')
+  }
+}
+
+function cluster(n: number) {
+  const lan = new Lan(Array.from({ length: n }, (_, i) => node(`n${i + 1}`, i + 1)))
+  lan.run(0)
+  return lan
+}
+
+describe('bully machine', () => {
+  test('all nodes starting at once: one claim, from the highest, after one listening period', () => {
+    const lan = cluster(5)
+    lan.run(T.leaderTimeoutMs - 1)
+    assert.deepEqual(lan.leaders(), [], 'nobody claims while listening')
+    lan.run(T.leaderTimeoutMs + 5 * T.claimStepMs)
+    assert.deepEqual(lan.agreed(), { id: 'n5', term: 1 })
+    assert.equal(lan.claims().length, 1, 'exactly one claim: one round, no deadlock')
+    assert.equal(lan.claims()[0]?.from, 'n5')
+    assert.equal(lan.nodes.get('n1')?.addressOf('n5'), '10.0.0.5', 'followers know the leader address')
+  })
+
+  test('heartbeats keep the leader: no claim in ten seconds when nothing fails', () => {
+    const lan = cluster(3)
+    lan.run(500)
+    const before = lan.claims().length
+    lan.run(10_000)
+    assert.equal(lan.claims().length, before)
+    assert.deepEqual(lan.agreed(), { id: 'n3', term: 1 })
+  })
+
+  test('a silent leader is replaced after the timeout by the next highest, in one claim', () => {
+    const lan = cluster(4)
+    lan.run(500)
+    const mark = lan.log.length
+    lan.cut.add('n4')
+    lan.remove('n4')
+    lan.run(500 + T.leaderTimeoutMs + T.heartbeatIntervalMs + 2)
+    assert.deepEqual(lan.agreed(), { id: 'n3', term: 2 })
+    assert.deepEqual(
+      lan.claims(mark).map((m) => m.from),
+      ['n3'],
+    )
+  })
+
+  test('a leader that says bye is replaced at once, without waiting for the timeout', () => {
+    const lan = cluster(3)
+    lan.run(500)
+    lan.nodes.get('n3')?.step(lan.now, { kind: 'stop', handover: true })
+    lan.settle()
+    lan.remove('n3')
+    assert.deepEqual(lan.agreed(), { id: 'n2', term: 2 })
+  })
+
+  test("the transport's process-gone hint about the leader starts the election at once", () => {
+    const lan = cluster(3)
+    lan.run(500)
+    lan.remove('n3')
+    for (const n of lan.nodes.values()) n.step(lan.now, { kind: 'peerUnreachable', peer: 'n3' })
+    lan.settle()
+    lan.run(lan.now + 2 * T.claimStepMs)
+    assert.deepEqual(lan.agreed(), { id: 'n2', term: 2 })
+  })
+
+  test('a returning higher node takes over through one claim, with a newer epoch', () => {
+    const lan = cluster(3)
+    lan.run(500)
+    lan.remove('n3')
+    lan.run(800)
+    assert.deepEqual(lan.agreed(), { id: 'n2', term: 2 })
+    const mark = lan.log.length
+    lan.add(node('n3', 3)) // restarted without a data directory: it learns the epoch from others
+    lan.run(lan.now + T.heartbeatIntervalMs + 1)
+    assert.deepEqual(lan.agreed(), { id: 'n3', term: 3 })
+    assert.deepEqual(
+      lan.claims(mark).map((m) => m.from),
+      ['n3'],
+    )
+  })
+
+  test('a claim from a lower node is answered by the higher leader with a newer epoch', () => {
+    const lan = cluster(3)
+    lan.run(500)
+    const n1 = lan.nodes.get('n1') as BullyMachine
+    // n1 is cut off long enough to elect itself, then comes back with epoch 2.
+    lan.cut.add('n1')
+    lan.run(500 + T.leaderTimeoutMs + 3 * T.claimStepMs + T.heartbeatIntervalMs)
+    assert.deepEqual(n1.view(lan.now).leader, { id: 'n1', term: 2 }, 'alone, it leads (a partition)')
+    assert.equal(lan.leaders().length, 2, 'two leaders, one per side: bully does not promise better')
+    lan.cut.delete('n1')
+    lan.run(lan.now + 2 * T.heartbeatIntervalMs)
+    assert.deepEqual(lan.agreed(), { id: 'n3', term: 3 })
+    assert.deepEqual(lan.leaders(), ['n3'])
+  })
+
+  test('resign hands over to the next node at once, and the highest takes back after the hold', () => {
+    const lan = cluster(3)
+    lan.run(500)
+    lan.nodes.get('n3')?.step(lan.now, { kind: 'resign' })
+    lan.settle()
+    lan.run(lan.now + T.claimStepMs)
+    assert.deepEqual(lan.agreed(), { id: 'n2', term: 2 })
+    assert.equal(lan.nodes.get('n3')?.view(lan.now).role, 'follower', 'stays in the group')
+    lan.run(lan.now + T.resignHoldMs - 2 * T.claimStepMs)
+    assert.equal(lan.agreed()?.id, 'n2', 'held for resignHoldMs')
+    lan.run(lan.now + 2 * T.claimStepMs + T.heartbeatIntervalMs + 1)
+    assert.deepEqual(lan.agreed(), { id: 'n3', term: 3 })
+  })
+
+  test('the epoch is persisted on every claim, and a restarted node never reuses one', () => {
+    const a = node('a', 1, 7)
+    a.step(0, { kind: 'tick' })
+    a.ready()
+    a.step(T.leaderTimeoutMs, { kind: 'tick' })
+    const r = a.ready()
+    assert.deepEqual(r.persist, { epoch: 8 })
+    assert.deepEqual(a.view(T.leaderTimeoutMs).leader, { id: 'a', term: 8 })
+    assert.equal(r.messages.filter((m) => m.msg.t === 'claim').length, 1)
+  })
+
+  test("nodes named in the leader's member list are learned, with their addresses", () => {
+    const a = node('a', 1)
+    a.step(0, { kind: 'tick' })
+    a.step(1, {
+      kind: 'receive',
+      from: 'z',
+      msg: {
+        t: 'hb',
+        pid: 9,
+        addr: '10.0.0.9',
+        epoch: 4,
+        members: [
+          { id: 'z', addr: '10.0.0.9' },
+          { id: 'q', addr: '10.0.0.17' },
+        ],
+      },
+    })
+    assert.deepEqual(a.view(1).leader, { id: 'z', term: 4 })
+    assert.equal(a.addressOf('q'), '10.0.0.17')
+    assert.deepEqual(
+      a
+        .view(1)
+        .peers.map((p) => p.id)
+        .sort(),
+      ['q', 'z'],
+    )
+  })
+
+  test('a stale heartbeat (older epoch) from a higher node is refused, and the sender told the newer epoch', () => {
+    const a = node('a', 1)
+    a.step(0, { kind: 'tick' })
+    a.step(1, { kind: 'receive', from: 'b', msg: { t: 'claim', pid: 2, addr: 'b', epoch: 5 } })
+    a.ready()
+    a.step(2, { kind: 'receive', from: 'c', msg: { t: 'hb', pid: 3, addr: 'c', epoch: 3 } })
+    assert.deepEqual(a.view(2).leader, { id: 'b', term: 5 }, 'unchanged')
+    const reply = a.ready().messages.find((m) => m.to === 'c')
+    assert.equal(reply?.msg.t, 'hello')
+    assert.equal(reply?.msg.epoch, 5)
+  })
+})
