@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { BullyMachine } from '../src/protocol/bully/machine.js'
 import type { BullyMessage } from '../src/protocol/bully/messages.js'
-import { FAST_BULLY_TIMING } from '../src/protocol/bully/options.js'
+import { FAST_BULLY_TIMING, startListenMs } from '../src/protocol/bully/options.js'
 import { BROADCAST, type Outgoing } from '../src/protocol/machine.js'
 
 const T = FAST_BULLY_TIMING // heartbeat 20, leader timeout 100, claim step 10, resign hold 1000
@@ -86,9 +86,9 @@ function cluster(n: number) {
 describe('bully machine', () => {
   test('all nodes starting at once: one claim, from the highest, after one listening period', () => {
     const lan = cluster(5)
-    lan.run(T.leaderTimeoutMs - 1)
+    lan.run(startListenMs(T) - 1)
     assert.deepEqual(lan.leaders(), [], 'nobody claims while listening')
-    lan.run(T.leaderTimeoutMs + 5 * T.claimStepMs)
+    lan.run(startListenMs(T) + 5 * T.claimStepMs)
     assert.deepEqual(lan.agreed(), { id: 'n5', term: 1 })
     assert.equal(lan.claims().length, 1, 'exactly one claim: one round, no deadlock')
     assert.equal(lan.claims()[0]?.from, 'n5')
@@ -186,10 +186,10 @@ describe('bully machine', () => {
     const a = node('a', 1, 7)
     a.step(0, { kind: 'tick' })
     a.ready()
-    a.step(T.leaderTimeoutMs, { kind: 'tick' })
+    a.step(startListenMs(T), { kind: 'tick' })
     const r = a.ready()
     assert.deepEqual(r.persist, { epoch: 8 })
-    assert.deepEqual(a.view(T.leaderTimeoutMs).leader, { id: 'a', term: 8 })
+    assert.deepEqual(a.view(startListenMs(T)).leader, { id: 'a', term: 8 })
     assert.equal(r.messages.filter((m) => m.msg.t === 'claim').length, 1)
   })
 

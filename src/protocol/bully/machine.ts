@@ -8,7 +8,7 @@
  *   - A node that loses its leader (silence for `leaderTimeoutMs`, a "bye", or the transport's
  *     process-gone hint) claims at once if no live node outranks it; otherwise it waits one `claimStepMs`
  *     per live node above it, so the highest survivor's claim arrives first and the rest just follow.
- *   - A starting node listens for `leaderTimeoutMs`; if it hears a leader it outranks, or none, it
+ *   - A starting node listens for two heartbeat intervals; if it hears a leader it outranks, or none, it
  *     claims. So all nodes starting at once yield exactly one claim, from the highest (no deadlock).
  *   - A node that hears a claim or heartbeat from a node it outranks claims itself at once: a returning
  *     higher node takes over through one election, not a storm.
@@ -31,7 +31,7 @@ import {
   type Transition,
 } from '../machine.js'
 import type { BullyHardState, BullyMessage } from './messages.js'
-import { type BullyTiming, outranks, peerExpiryMs } from './options.js'
+import { type BullyTiming, outranks, peerExpiryMs, startListenMs } from './options.js'
 
 export interface BullyPeer {
   id: string
@@ -153,7 +153,7 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
     this.started = true
     this.mode = 'starting'
     // Listen for a leader (and for who else is here) before claiming.
-    this.electionDeadline = now + this.timing.leaderTimeoutMs
+    this.electionDeadline = now + startListenMs(this.timing)
     this.aliveDeadline = now + this.timing.aliveIntervalMs
     this.send(BROADCAST, this.message('hello'))
   }
@@ -212,9 +212,9 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
       if (now - p.lastHeard > expiry) continue
       if (!outranks({ pid: p.pid, id: p.id }, this.self)) continue
       count++
-      // Its listening ends leaderTimeout after it started, by its own clock: allow for clock rates that
-      // differ by up to 10 %, so a lower node never beats a slow-clocked higher one to the claim.
-      readyAt = Math.max(readyAt, p.since + this.timing.leaderTimeoutMs * START_SLACK)
+      // Its listening ends startListenMs after it started, by its own clock: allow for clock rates that
+      // differ by up to 10 % and for delay, so a lower node never beats a higher one to the claim.
+      readyAt = Math.max(readyAt, p.since + startListenMs(this.timing) * START_SLACK)
     }
     return { count, readyAt }
   }

@@ -7,8 +7,8 @@ export interface BullyTiming {
   /** How often the leader announces itself. Default 100 ms; 20 ms in the fast profile. */
   heartbeatIntervalMs: number
   /**
-   * A follower that hears nothing from its leader for this long holds an election; a starting node
-   * listens this long for a leader before it claims. Default 350 ms; 100 ms fast.
+   * A follower that hears nothing from its leader for this long holds an election. Default 350 ms;
+   * 100 ms fast. (A starting node listens for two heartbeat intervals before it claims.)
    */
   leaderTimeoutMs: number
   /**
@@ -46,6 +46,14 @@ export const FAST_BULLY_TIMING: Readonly<BullyTiming> = Object.freeze({
 
 export const BULLY_TIMING_PROFILES = { default: DEFAULT_BULLY_TIMING, fast: FAST_BULLY_TIMING } as const
 export type BullyTimingProfile = keyof typeof BULLY_TIMING_PROFILES
+
+/**
+ * How long a starting node listens before it claims: two heartbeats, enough to hear a running leader
+ * (which also answers a newcomer's hello at once) and the hellos of nodes starting alongside.
+ */
+export function startListenMs(t: BullyTiming): number {
+  return Math.min(t.leaderTimeoutMs, 2 * t.heartbeatIntervalMs)
+}
 
 /** A peer counts as live for ranking while heard within this long. */
 export function peerExpiryMs(t: BullyTiming): number {

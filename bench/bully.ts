@@ -1,0 +1,165 @@
+/**
+ * Bully figures with real processes on loopback, over TCP and over UDP multicast (127.0.0.1), with the
+ * default timings:
+ *   failover   kill -9 of the leader → every survivor names the same new leader (p50, p99)
+ *   claims     election rounds (claims, each a new epoch) from the kill to agreement; aim: 1
+ *   messages   election messages those claims cost (a claim is one datagram over multicast, one frame
+ *              per peer over TCP), against the classic algorithm's worst case
+ *   start      all nodes started at once → first agreement, counted from the last node being up;
+ *              a start with no agreement within 10 s counts as a deadlock
+ *
+ *   node --import tsx bench/bully.ts [--runs 20] [--starts 100] [--sizes 3,5] [--transports tcp,multicast]
+ */
+import dgram from 'node:dgram'
+import { parseArgs } from 'node:util'
+import type { BullyElectionOptions } from '../src/index.js'
+import { BullyCluster } from '../test/helpers/bully-cluster.js'
+import { freePorts, type RaftProcess, waitFor } from '../test/helpers/raft-cluster.js'
+import { summarize, table } from './stats.js'
+
+const { values: args } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '20' },
+    starts: { type: 'string', default: '100' },
+    sizes: { type: 'string', default: '3,5' },
+    transports: { type: 'string', default: 'tcp,multicast' },
+    timing: { type: 'string', default: 'default' },
+  },
+})
+const runs = Number(args.runs)
+const starts = Number(args.starts)
+const timing = args.timing as 'default' | 'fast'
+type Kind = 'tcp' | 'multicast'
+
+/** The classic bully's worst case after a leader dies with s survivors: the lowest starts it. */
+function classicWorst(survivors: number): number {
+  const elections = (survivors * (survivors - 1)) / 2
+  return elections + elections + (survivors - 1) // ELECTION, OK, COORDINATOR
+}
+
+async function freeUdpPort(): Promise<number> {
+  const s = dgram.createSocket('udp4')
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()))
+  const { port } = s.address()
+  await new Promise<void>((r) => s.close(() => r()))
+  return port
+}
+
+/** Options for node i (pid i) of a cluster of `size` on the given transport. */
+async function layout(kind: Kind, size: number): Promise<(i: number) => BullyElectionOptions> {
+  if (kind === 'multicast') {
+    const group = `239.255.41.17:${await freeUdpPort()}`
+    return (i) => ({ pid: i, multicast: { group, iface: '127.0.0.1' }, timing })
+  }
+  const addrs = (await freePorts(size)).map((p) => `127.0.0.1:${p}`)
+  return (i) => ({ pid: i, listen: addrs[i - 1] as string, nodes: addrs, timing })
+}
+
+function lastLearned(nodes: RaftProcess[], id: string, token: number): number {
+  let latest = 0
+  for (const n of nodes) {
+    const ev = n.events.find((e) => e.ev === 'change' && e.leader === id && e.token === token)
+    latest = Math.max(latest, ev?.t ?? 0)
+  }
+  return latest
+}
+
+async function failover(kind: Kind, size: number) {
+  const c = new BullyCluster()
+  const times: number[] = []
+  const claims: number[] = []
+  try {
+    const opts = await layout(kind, size)
+    for (let i = 1; i <= size; i++) c.start(`n${i}`, opts(i))
+    for (let r = 0; r < runs; r++) {
+      const lead = await c.waitForLeader(undefined, undefined, 30_000)
+      const name = [...c.nodes.entries()].find(([n]) => c.idOf(n) === lead.id)?.[0] as string
+      const leader = c.nodes.get(name) as RaftProcess
+      await new Promise((res) => setTimeout(res, 300 + Math.random() * 200)) // a random heartbeat phase
+      const t0 = performance.timeOrigin + performance.now()
+      leader.kill('SIGKILL')
+      const survivors = () => c.live().filter((n) => n !== leader)
+      const next = await waitFor(
+        'a new agreed leader',
+        () => {
+          const a = c.agreedLeader(survivors())
+          return a && a.token > lead.token && a.id !== lead.id ? a : undefined
+        },
+        30_000,
+      )
+      times.push(lastLearned(survivors(), next.id, next.token) - t0)
+      claims.push(next.token - lead.token)
+      await leader.waitExit()
+      c.start(name, opts(Number(name.slice(1)))) // back to full strength; it takes over again
+      await c.waitForLeader(lead.id, undefined, 30_000)
+    }
+  } finally {
+    await c.close()
+  }
+  return { times, claims }
+}
+
+async function simultaneousStarts(kind: Kind, size: number) {
+  const firstAgreement: number[] = []
+  let deadlocks = 0
+  let extraClaims = 0
+  for (let s = 0; s < starts; s++) {
+    const c = new BullyCluster()
+    try {
+      const opts = await layout(kind, size)
+      for (let i = 1; i <= size; i++) c.start(`n${i}`, opts(i))
+      await waitFor(
+        'every node up',
+        () => c.live().every((n) => n.events.some((e) => e.ev === 'started')),
+        30_000,
+      )
+      const up = Math.max(...c.live().map((n) => n.events.find((e) => e.ev === 'started')?.t as number))
+      const agreed = await waitFor('agreement', () => c.agreedLeader(), 10_000).catch(() => undefined)
+      if (!agreed) {
+        deadlocks++
+        continue
+      }
+      firstAgreement.push(lastLearned(c.live(), agreed.id, agreed.token) - up)
+      extraClaims += agreed.token - 1
+    } finally {
+      await c.close()
+    }
+  }
+  return { firstAgreement, deadlocks, extraClaims }
+}
+
+const rows: Array<Record<string, string | number>> = []
+const json: Record<string, unknown> = { runs, starts, timing }
+for (const kind of (args.transports as string).split(',').filter(Boolean) as Kind[]) {
+  for (const size of (args.sizes as string).split(',').map(Number)) {
+    const f = await failover(kind, size)
+    const fs = summarize(f.times)
+    const meanClaims = f.claims.reduce((a, b) => a + b, 0) / f.claims.length
+    const perClaim = kind === 'multicast' ? 1 : size - 2 // survivors other than the claimer
+    const st = starts > 0 ? await simultaneousStarts(kind, size) : undefined
+    const ss = st ? summarize(st.firstAgreement) : undefined
+    const row = {
+      transport: kind,
+      nodes: size,
+      'failover p50': fs.p50,
+      'failover p99': fs.p99,
+      'claims/election': Math.round(meanClaims * 100) / 100,
+      'msgs/election': Math.round(meanClaims * perClaim * 100) / 100,
+      'classic worst': classicWorst(size - 1),
+      'start p50': ss?.p50 ?? '-',
+      'start p99': ss?.p99 ?? '-',
+      deadlocks: st ? `${st.deadlocks}/${starts}` : '-',
+    }
+    rows.push(row)
+    json[`${kind}.${size}`] = {
+      failover: { ...fs, samples: f.times.map((x) => Math.round(x)) },
+      claims: f.claims,
+      start: ss,
+      deadlocks: st?.deadlocks,
+      extraClaimsAtStart: st?.extraClaims,
+    }
+    console.error(JSON.stringify(row))
+  }
+}
+console.log(table(rows))
+console.log(JSON.stringify(json))
