@@ -89,6 +89,7 @@ export class RaftElection extends ElectionBase {
   /** Elections this node started and won, for metrics. */
   readonly counters = { electionsStarted: 0, electionsWon: 0, leaderChanges: 0 }
   private lastView: MachineView | undefined
+  private readonly resolvedTiming: RaftTiming
 
   constructor(opts: RaftElectionOptions) {
     const clock = opts.clock ?? realClock
@@ -103,10 +104,11 @@ export class RaftElection extends ElectionBase {
     this.stateFile = opts.dataDir
       ? new StateFile(opts.dataDir, raftHardStateSchema, 'raft-state.json')
       : undefined
+    this.resolvedTiming = resolveTiming(opts.timing)
     const machine = new RaftMachine({
       id: opts.id,
       members: opts.members.map(({ id, kind, priority }) => ({ id, kind, priority })),
-      timing: resolveTiming(opts.timing),
+      timing: this.resolvedTiming,
       random: opts.random ?? Math.random,
       tags: opts.tags,
       hardState: this.stateFile?.load(),
@@ -178,6 +180,21 @@ export class RaftElection extends ElectionBase {
 
   isLeader(): boolean {
     return !this.stopped && this.started && this.driver.view().isLeader
+  }
+
+  /**
+   * How long this node's leader lease has left unless renewed (ms); undefined when it is not leading.
+   * Work that must never overlap with another leader's (`ballot exec`) stops before this reaches 0.
+   */
+  leaseRemainingMs(): number | undefined {
+    if (!this.isLeader()) return undefined
+    const expires = this.driver.view().leaseExpiresAt
+    return expires === undefined ? undefined : Math.max(0, expires - this.clock.now())
+  }
+
+  /** The timings in force (after profiles and defaults are applied). */
+  get timing(): RaftTiming {
+    return { ...this.resolvedTiming }
   }
 
   clusterState(): ClusterState {

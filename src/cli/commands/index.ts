@@ -1,8 +1,18 @@
 import type { Command } from 'commander'
+import { registerClients } from './client.js'
+import { registerDemo } from './demo.js'
+import { registerExec } from './exec.js'
+import { registerRun } from './run.js'
 import { registerSim } from './sim.js'
 
 /** Every subcommand's register function; add new commands to this list. */
-const registrars: Array<(program: Command) => void> = [registerSim]
+const registrars: Array<(program: Command) => void> = [
+  registerRun,
+  registerExec,
+  registerClients,
+  registerDemo,
+  registerSim,
+]
 
 export function registerCommands(program: Command): void {
   for (const register of registrars) register(program)

@@ -1,0 +1,170 @@
+/**
+ * The daemon's configuration: command-line flags, then BALLOT_* environment variables, then a JSON
+ * config file (`--config`), then defaults, in that order of precedence. Everything is checked with one
+ * schema; the first problem becomes one line naming the flag (or variable, or file field) at fault.
+ */
+import { readFileSync } from 'node:fs'
+import { z } from 'zod'
+import { InvalidOptionsError } from '../errors.js'
+
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port')
+const PORT = 'must be a port number from 0 to 65535'
+const port = z.coerce.number({ error: PORT }).int(PORT).min(0, PORT).max(65535, PORT)
+const list = z.preprocess(
+  (v) =>
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : v,
+  z.array(z.string().min(1)),
+)
+const flag = z.preprocess(
+  (v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v),
+  z.boolean(),
+)
+
+export const daemonConfigSchema = z
+  .object({
+    algo: z.enum(['raft', 'bully']).default('raft'),
+    id: z.string().min(1).max(128).optional(),
+    /** Cluster port to listen on (raft, bully over TCP). */
+    port: port.default(8117),
+    /** Address to bind the cluster port to. Default: this node's host in --nodes. */
+    host: z.string().min(1).optional(),
+    /** Every member (host:port or id=host:port), the same list on every node. */
+    nodes: list.default([]),
+    /** Member ids (from --nodes) that are raft observers: they follow, never vote or lead. */
+    observers: list.default([]),
+    /** HTTP API address (host:port); off when not set. */
+    http: hostPort.optional(),
+    /** Bearer token for mutating HTTP endpoints (POST /resign); without it they are off. */
+    httpToken: z.string().min(8, 'must be at least 8 characters').optional(),
+    /** Shared HMAC key for cluster messages (lease backends will use --lease-key for their store key). */
+    key: z.string().min(8, 'must be at least 8 characters').optional(),
+    cluster: z.string().min(1).max(128).default('ballot'),
+    timing: z.enum(['default', 'fast']).default('default'),
+    dataDir: z.string().min(1).optional(),
+    /** key=value pairs. */
+    tags: list.default([]),
+    /** Bully rank: the highest pid leads. */
+    pid: z.coerce.number({ error: 'must be an integer' }).int('must be an integer').optional(),
+    /** Bully over UDP multicast: the group (host:port). */
+    multicast: hostPort.optional(),
+    /** Interface (name or IPv4) for multicast. */
+    iface: z.string().min(1).optional(),
+    notifyUrl: z.string().url().optional(),
+    readyWhenLeader: flag.default(false),
+    logFormat: z.enum(['json', 'pretty']).optional(),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict()
+
+export type DaemonConfig = z.infer<typeof daemonConfigSchema>
+type Key = keyof DaemonConfig
+
+const KEYS = Object.keys(daemonConfigSchema.shape) as Key[]
+const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
+const envName = (k: string) => `BALLOT_${kebab(k).replace(/-/g, '_').toUpperCase()}`
+
+/** Where each value came from, to name it in an error. */
+type Source = 'flag' | 'env' | 'file'
+
+function describe(key: string, source: Source | undefined, file?: string): string {
+  if (source === 'env') return envName(key)
+  if (source === 'file') return `${file}: ${key}`
+  return `--${kebab(key)}`
+}
+
+/**
+ * Merges flags (as commander parsed them: strings, booleans, undefined when absent), the environment and
+ * the config file, and validates the result. Throws InvalidOptionsError naming the offending setting.
+ */
+export function loadDaemonConfig(
+  flags: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = process.env,
+): DaemonConfig {
+  const configPath = (flags.config as string | undefined) ?? env.BALLOT_CONFIG
+  let file: Record<string, unknown> = {}
+  if (configPath) {
+    let text: string
+    try {
+      text = readFileSync(configPath, 'utf8')
+    } catch (err) {
+      throw new InvalidOptionsError('--config', `cannot read ${configPath}: ${(err as Error).message}`)
+    }
+    try {
+      file = JSON.parse(text) as Record<string, unknown>
+    } catch (err) {
+      throw new InvalidOptionsError('--config', `${configPath} is not valid JSON: ${(err as Error).message}`)
+    }
+    if (typeof file !== 'object' || file === null || Array.isArray(file))
+      throw new InvalidOptionsError('--config', `${configPath} must hold a JSON object`)
+    for (const key of Object.keys(file)) {
+      if (!(KEYS as string[]).includes(key))
+        throw new InvalidOptionsError(`${configPath}: ${key}`, `unknown setting (known: ${KEYS.join(', ')})`)
+    }
+  }
+  const merged: Record<string, unknown> = {}
+  const source: Record<string, Source> = {}
+  for (const key of KEYS) {
+    if (flags[key] !== undefined) {
+      merged[key] = flags[key]
+      source[key] = 'flag'
+    } else if (env[envName(key)] !== undefined) {
+      merged[key] = env[envName(key)]
+      source[key] = 'env'
+    } else if (file[key] !== undefined) {
+      merged[key] = file[key]
+      source[key] = 'file'
+    }
+  }
+  const parsed = daemonConfigSchema.safeParse(merged)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0] as z.core.$ZodIssue
+    const key = String(issue.path[0] ?? '')
+    throw new InvalidOptionsError(describe(key, source[key], configPath), issue.message)
+  }
+  const config = parsed.data
+  for (const tag of config.tags) {
+    if (!/^[^=]+=.*$/.test(tag))
+      throw new InvalidOptionsError(
+        describe('tags', source.tags, configPath),
+        `expected key=value, got "${tag}"`,
+      )
+  }
+  if (config.algo === 'raft' && config.multicast)
+    throw new InvalidOptionsError('--multicast', 'applies to --algo bully only')
+  if (!config.multicast && config.nodes.length === 0)
+    throw new InvalidOptionsError(
+      '--nodes',
+      'give the cluster members as host:port,... (or --multicast with bully)',
+    )
+  return config
+}
+
+/** The flags every election command takes (run, exec); values stay strings for loadDaemonConfig. */
+export const ELECTION_FLAGS: Array<[string, string]> = [
+  ['--algo <name>', 'raft (default) or bully'],
+  ['--id <id>', 'this node id (default: its host:port in --nodes)'],
+  ['--port <port>', 'cluster port (default 8117)'],
+  ['--host <host>', "address to bind the cluster port to (default: this node's host in --nodes)"],
+  ['--nodes <list>', 'members: host:port or id=host:port, comma-separated, the same on every node'],
+  ['--observers <ids>', 'raft: member ids that follow but never vote or lead'],
+  ['--http <host:port>', 'serve the HTTP API here'],
+  ['--http-token <token>', 'bearer token for POST /resign (without it, mutating endpoints are off)'],
+  ['--key <secret>', 'shared key: authenticate every cluster message (HMAC)'],
+  ['--cluster <name>', 'cluster name (default ballot)'],
+  ['--timing <profile>', 'default (LAN) or fast (loopback, one rack)'],
+  ['--data-dir <dir>', 'keep the durable term/vote (raft) or epoch (bully) here'],
+  ['--tags <k=v,...>', 'raft: tags announced to every member'],
+  ['--pid <n>', 'bully: rank; the highest pid leads'],
+  ['--multicast <group:port>', 'bully over UDP multicast, e.g. 239.255.41.17:9999'],
+  ['--iface <name|ip>', 'bully multicast interface'],
+  ['--notify-url <url>', 'POST a JSON event here when this node gains or loses leadership'],
+  ['--ready-when-leader', 'GET /readyz answers 200 only on the leader'],
+  ['--log-format <fmt>', 'json or pretty (default: pretty on a terminal)'],
+  ['--log-level <level>', 'info (default), debug, warn, ...'],
+  ['--config <file>', 'JSON config file (flags and BALLOT_* variables override it)'],
+]

@@ -1,0 +1,121 @@
+/**
+ * From a daemon config to a running election: which driver, which members, which node this is. The
+ * same command line works on every node: a node finds itself in --nodes by --id, or by its port on one
+ * of this host's addresses.
+ */
+import { networkInterfaces } from 'node:os'
+import type { Election } from '../election.js'
+import { InvalidOptionsError } from '../errors.js'
+import { BullyElection } from '../runtime/bully-election.js'
+import { RaftElection, type RaftPeer } from '../runtime/raft-election.js'
+import { parseHostPort } from '../transport/address.js'
+import type { TransportStats } from '../transport/transport.js'
+import type { DaemonConfig } from './config.js'
+
+/** What the daemon needs beyond the Election interface: its identity and counters, for status and metrics. */
+export interface DaemonElection extends Election {
+  readonly id: string
+  readonly address: string
+  readonly transportStats: TransportStats
+  readonly counters: { electionsStarted: number; electionsWon: number; leaderChanges: number }
+  /** Milliseconds of leader lease left (raft); undefined where the driver has no lease (bully). */
+  leaseRemainingMs?(): number | undefined
+}
+
+export interface Member {
+  id: string
+  address: string
+}
+
+/** "id=host:port" or "host:port" (the id is then the address). */
+export function parseMembers(entries: string[]): Member[] {
+  return entries.map((entry) => {
+    const eq = entry.indexOf('=')
+    const id = eq > 0 ? entry.slice(0, eq) : entry
+    const address = eq > 0 ? entry.slice(eq + 1) : entry
+    parseHostPort(address, '--nodes')
+    return { id, address }
+  })
+}
+
+function localAddresses(): Set<string> {
+  const out = new Set(['localhost', '0.0.0.0', '::'])
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.add(a.address)
+  return out
+}
+
+/** This node's entry in the member list: by --id, else the one entry on this host with --port. */
+export function findSelf(members: Member[], config: Pick<DaemonConfig, 'id' | 'port'>): Member {
+  if (config.id !== undefined) {
+    const byId = members.find((m) => m.id === config.id)
+    if (!byId) throw new InvalidOptionsError('--id', `"${config.id}" is not in --nodes`)
+    return byId
+  }
+  const local = localAddresses()
+  const mine = members.filter((m) => {
+    const hp = parseHostPort(m.address, '--nodes')
+    return hp.port === config.port && local.has(hp.host)
+  })
+  if (mine.length === 1) return mine[0] as Member
+  throw new InvalidOptionsError(
+    '--id',
+    mine.length === 0
+      ? `no entry of --nodes is this host on port ${config.port}; give --id or --port`
+      : `several entries of --nodes are this host on port ${config.port}; give --id`,
+  )
+}
+
+export function createElection(config: DaemonConfig): DaemonElection {
+  const tags = Object.fromEntries(
+    config.tags.map((t) => [t.slice(0, t.indexOf('=')), t.slice(t.indexOf('=') + 1)]),
+  )
+  if (config.algo === 'bully') {
+    if (config.multicast) {
+      return new BullyElection({
+        id: config.id,
+        pid: config.pid,
+        multicast: { group: config.multicast, iface: config.iface },
+        cluster: config.cluster,
+        key: config.key,
+        timing: config.timing,
+        dataDir: config.dataDir,
+      })
+    }
+    const members = parseMembers(config.nodes)
+    const self = findSelf(members, config)
+    const hp = parseHostPort(self.address, '--nodes')
+    return new BullyElection({
+      id: self.id,
+      pid: config.pid,
+      listen: `${config.host ?? hp.host}:${hp.port}`,
+      advertise: self.address,
+      nodes: members.map((m) => (m.id === m.address ? m.address : `${m.id}=${m.address}`)),
+      cluster: config.cluster,
+      key: config.key,
+      timing: config.timing,
+      dataDir: config.dataDir,
+    })
+  }
+  const members = parseMembers(config.nodes)
+  const self = findSelf(members, config)
+  for (const o of config.observers) {
+    if (!members.some((m) => m.id === o))
+      throw new InvalidOptionsError('--observers', `"${o}" is not in --nodes`)
+  }
+  const peers: RaftPeer[] = members.map((m) => ({
+    id: m.id,
+    address: m.address,
+    kind: config.observers.includes(m.id) ? 'observer' : 'voter',
+  }))
+  const hp = parseHostPort(self.address, '--nodes')
+  return new RaftElection({
+    id: self.id,
+    members: peers,
+    listen: `${config.host ?? hp.host}:${hp.port}`,
+    cluster: config.cluster,
+    key: config.key,
+    timing: config.timing,
+    dataDir: config.dataDir,
+    tags,
+  })
+}

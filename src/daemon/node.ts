@@ -1,0 +1,75 @@
+/**
+ * One daemon node: the election from the config, its HTTP API, metrics, webhook and logs, started and
+ * stopped together. `ballot run` and `ballot exec` are both this, with or without a supervised command.
+ */
+
+import { HttpApi } from '../server/http.js'
+import { createMetrics } from '../server/metrics.js'
+import { parseHostPort } from '../transport/address.js'
+import type { DaemonConfig } from './config.js'
+import { createElection, type DaemonElection } from './elections.js'
+import type { Logger } from './log.js'
+import { Notifier } from './notify.js'
+
+export interface DaemonNode {
+  election: DaemonElection
+  api: HttpApi | undefined
+  /** Where the HTTP API listens, once started. */
+  httpAddress: string | undefined
+  /** Leaves the cluster (a leader hands over first) and closes the API. */
+  stop(): Promise<void>
+}
+
+export async function startNode(
+  config: DaemonConfig,
+  log: Logger,
+  hooks: { beforeResign?: () => Promise<void> } = {},
+): Promise<DaemonNode> {
+  const election = createElection(config)
+  election.on('change', (c) =>
+    log.info(
+      {
+        role: c.role,
+        leader: c.leader?.id ?? null,
+        address: c.leader?.address ?? null,
+        token: c.leader?.token.toString() ?? null,
+        isLeader: election.isLeader(),
+      },
+      c.leader ? `leader ${c.leader.id} (token ${c.leader.token})` : `no leader (${c.role})`,
+    ),
+  )
+  election.on('error', (err) =>
+    log.warn({ err: err.message, code: (err as { code?: string }).code }, 'election error'),
+  )
+  const notifier = config.notifyUrl ? new Notifier({ url: config.notifyUrl, election, log }) : undefined
+  let api: HttpApi | undefined
+  let httpAddress: string | undefined
+  if (config.http) {
+    api = new HttpApi({
+      election,
+      metrics: createMetrics(election),
+      log,
+      token: config.httpToken,
+      readyWhenLeader: config.readyWhenLeader,
+      leaderAddressAsIp: config.algo === 'bully',
+      beforeResign: hooks.beforeResign,
+    })
+    const hp = parseHostPort(config.http, '--http')
+    httpAddress = await api.listen(hp.host, hp.port)
+  }
+  await election.start()
+  log.info(
+    { id: election.id, address: election.address, http: httpAddress, algo: config.algo },
+    'joined the cluster',
+  )
+  return {
+    election,
+    api,
+    httpAddress,
+    async stop() {
+      await election.stop({ handover: true })
+      await notifier?.drain()
+      await api?.close()
+    },
+  }
+}
