@@ -1,0 +1,93 @@
+/**
+ * `ballot exec` with a real child that records when it runs: across a kill -9 of the leading ballot
+ * and a graceful hand-over, two children never run at once, each carries a larger fencing token, and
+ * the child of a killed ballot does not outlive it.
+ */
+import assert from 'node:assert/strict'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { after, test } from 'node:test'
+import { DaemonCluster, type DaemonProc, waitForAsync } from './helpers/daemon.js'
+
+const CHILD = new URL('./fixtures/exec-child.mjs', import.meta.url).pathname
+
+interface Run {
+  pid: number
+  token: number
+  leader: string
+  start: number
+  end: number
+}
+
+function runs(file: string): Run[] {
+  if (!existsSync(file)) return []
+  const byPid = new Map<number, Run>()
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const [kind, pidText, ...rest] = line.split(' ')
+    const pid = Number(pidText)
+    if (kind === 'start') {
+      const t = Number(rest[2])
+      byPid.set(pid, { pid, token: Number(rest[0]), leader: rest[1] as string, start: t, end: t })
+    } else if (kind === 'tick' || kind === 'stop') {
+      const r = byPid.get(pid)
+      if (r) r.end = Math.max(r.end, Number(rest[0]))
+    }
+  }
+  return [...byPid.values()].sort((a, b) => a.start - b.start)
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+let c: DaemonCluster
+after(() => c?.close())
+
+test('exec: never two children at once, across kill -9 and hand-over; the killed ballot leaves no child', async () => {
+  c = await DaemonCluster.create(3)
+  const file = join(c.dir, 'runs.log')
+  for (const id of ['n1', 'n2', 'n3'])
+    c.start(id, ['--grace', '2000'], 'exec', [process.execPath, CHILD, file])
+  const leaderNode = (r: Run) => c.procs.get(r.leader) as DaemonProc
+  const first = await waitForAsync('a child to run', async () => runs(file).at(-1))
+  assert.equal(first.leader, (await c.waitForAgreement()).id, 'it runs on the leader')
+
+  // kill -9 of the leading ballot: its child dies with it; another node's child starts later.
+  leaderNode(first).kill('SIGKILL')
+  await leaderNode(first).waitExit()
+  const second = await waitForAsync('a child on another node', async () => {
+    const r = runs(file).at(-1)
+    return r && r.pid !== first.pid ? r : undefined
+  })
+  await waitForAsync('the killed ballot child to be gone', async () => !alive(first.pid), 10_000)
+  // Back to three nodes, so that a majority remains after the next one leaves.
+  c.start(first.leader, ['--grace', '2000'], 'exec', [process.execPath, CHILD, file])
+  await c.waitForAgreement(() => c.live())
+
+  // SIGTERM of the leading ballot: it stops its child first, then hands over.
+  leaderNode(second).kill('SIGTERM')
+  await leaderNode(second).waitExit()
+  const third = await waitForAsync('a child after the hand-over', async () => {
+    const r = runs(file).at(-1)
+    return r && r.pid !== second.pid ? r : undefined
+  })
+  assert.notEqual(third.leader, second.leader)
+  assert.ok(
+    readFileSync(file, 'utf8').includes(`stop ${second.pid}`),
+    'the hand-over stopped the child gracefully',
+  )
+
+  await new Promise((r) => setTimeout(r, 200)) // let the last child tick a little
+  const all = runs(file)
+  assert.ok(all.length >= 3)
+  for (let i = 1; i < all.length; i++) {
+    const [a, b] = [all[i - 1] as Run, all[i] as Run]
+    assert.ok(b.start > a.end, `child ${b.pid} started at ${b.start} before ${a.pid} ended at ${a.end}`)
+    assert.ok(b.token > a.token, `tokens grow: ${a.token} then ${b.token}`)
+  }
+})
