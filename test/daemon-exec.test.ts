@@ -4,37 +4,13 @@
  * the child of a killed ballot does not outlive it.
  */
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { DaemonCluster, type DaemonProc, waitForAsync } from './helpers/daemon.js'
+import { type ChildRun as Run, readRuns as runs } from './helpers/exec-runs.js'
 
 const CHILD = new URL('./fixtures/exec-child.mjs', import.meta.url).pathname
-
-interface Run {
-  pid: number
-  token: number
-  leader: string
-  start: number
-  end: number
-}
-
-function runs(file: string): Run[] {
-  if (!existsSync(file)) return []
-  const byPid = new Map<number, Run>()
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const [kind, pidText, ...rest] = line.split(' ')
-    const pid = Number(pidText)
-    if (kind === 'start') {
-      const t = Number(rest[2])
-      byPid.set(pid, { pid, token: Number(rest[0]), leader: rest[1] as string, start: t, end: t })
-    } else if (kind === 'tick' || kind === 'stop') {
-      const r = byPid.get(pid)
-      if (r) r.end = Math.max(r.end, Number(rest[0]))
-    }
-  }
-  return [...byPid.values()].sort((a, b) => a.start - b.start)
-}
 
 function alive(pid: number): boolean {
   try {
