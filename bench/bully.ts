@@ -10,11 +10,10 @@
  *
  *   node --import tsx bench/bully.ts [--runs 20] [--starts 100] [--sizes 3,5] [--transports tcp,multicast]
  */
-import dgram from 'node:dgram'
 import { parseArgs } from 'node:util'
 import type { BullyElectionOptions } from '../src/index.js'
 import { BullyCluster } from '../test/helpers/bully-cluster.js'
-import { freePorts, type RaftProcess, waitFor } from '../test/helpers/raft-cluster.js'
+import { freePorts, freeUdpPort, type RaftProcess, waitFor } from '../test/helpers/raft-cluster.js'
 import { summarize, table } from './stats.js'
 
 const { values: args } = parseArgs({
@@ -35,14 +34,6 @@ type Kind = 'tcp' | 'multicast'
 function classicWorst(survivors: number): number {
   const elections = (survivors * (survivors - 1)) / 2
   return elections + elections + (survivors - 1) // ELECTION, OK, COORDINATOR
-}
-
-async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket('udp4')
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()))
-  const { port } = s.address()
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
 }
 
 /** Options for node i (pid i) of a cluster of `size` on the given transport. */

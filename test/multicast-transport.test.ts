@@ -16,20 +16,11 @@ import {
   resolveInterfaceAddress,
 } from '../src/transport/multicast.js'
 import { NetnsLab } from './helpers/netns.js'
-import { waitFor } from './helpers/raft-cluster.js'
+import { freeUdpPort, waitFor } from './helpers/raft-cluster.js'
 
 const schema = z.object({ t: z.literal('say'), text: z.string().max(1000), addr: z.string() })
 type Saying = z.infer<typeof schema>
 const KEY = 'group-secret'
-
-/** A group port nobody else uses right now (a random high port, checked free for UDP). */
-async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket('udp4')
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()))
-  const { port } = s.address()
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
 
 interface Heard {
   from: string

@@ -9,8 +9,8 @@
  *     list, and every message carries the sender's interface address.
  */
 import { Codec } from '../codec/envelope.js'
-import type { ClusterState, LeaderInfo, MemberState, StopOptions } from '../election.js'
-import { ClosedError, InvalidOptionsError } from '../errors.js'
+import type { ClusterState, MemberState } from '../election.js'
+import { InvalidOptionsError } from '../errors.js'
 import { BullyMachine } from '../protocol/bully/machine.js'
 import {
   type BullyHardState,
@@ -25,7 +25,6 @@ import {
   DEFAULT_BULLY_TIMING,
   validateBullyTiming,
 } from '../protocol/bully/options.js'
-import type { MachineView } from '../protocol/machine.js'
 import { parseHostPort } from '../transport/address.js'
 import {
   DEFAULT_MULTICAST_GROUP,
@@ -35,8 +34,7 @@ import {
 import { TcpTransport } from '../transport/tcp.js'
 import type { Transport, TransportHandlers, TransportStats } from '../transport/transport.js'
 import { type Clock, realClock } from './clock.js'
-import { MachineDriver } from './driver.js'
-import { ElectionBase } from './election-base.js'
+import { DrivenElection } from './driven-election.js'
 import { StateFile } from './state-file.js'
 
 export interface BullyElectionOptions {
@@ -92,25 +90,16 @@ function parseNode(entry: string): { id: string; address: string } {
   return { id, address }
 }
 
-export class BullyElection extends ElectionBase {
+export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> {
   readonly id: string
   /** The unicast address carried in this node's messages (TCP host:port, or the interface IP). */
   readonly advertisedAddress: string
-  readonly counters = { electionsStarted: 0, electionsWon: 0, leaderChanges: 0 }
-  private readonly clock: Clock
   private readonly machine: BullyMachine
-  private readonly transport: Transport<BullyMessage>
-  private readonly driver: MachineDriver<BullyMessage, BullyHardState>
   private readonly stateFile: StateFile<BullyHardState> | undefined
-  private readonly leaderSince = new Map<string, number>()
-  private lastView: MachineView | undefined
-  private started = false
-  private stopped = false
 
   constructor(opts: BullyElectionOptions) {
     const clock = opts.clock ?? realClock
-    super({ callbackTimeoutMs: opts.callbackTimeoutMs, wall: () => clock.wall() })
-    this.clock = clock
+    super({ clock, callbackTimeoutMs: opts.callbackTimeoutMs })
     const pid = opts.pid ?? 0
     if (!Number.isSafeInteger(pid))
       throw new InvalidOptionsError('pid', `must be an integer, got ${opts.pid}`)
@@ -159,15 +148,16 @@ export class BullyElection extends ElectionBase {
       maxMessageBytes: opts.maxMessageBytes,
       wallClock: () => clock.wall(),
     })
+    let transport: Transport<BullyMessage>
     if (opts.multicast) {
-      this.transport = new MulticastTransport({
+      transport = new MulticastTransport({
         self: this.id,
         group: parseHostPort(opts.multicast.group ?? DEFAULT_MULTICAST_GROUP, 'multicast'),
         interfaceAddress: this.advertisedAddress,
         codec,
       })
     } else {
-      this.transport = new GrowingTcpTransport(
+      transport = new GrowingTcpTransport(
         new TcpTransport({
           self: this.id,
           listen: parseHostPort(opts.listen as string, 'listen'),
@@ -176,49 +166,7 @@ export class BullyElection extends ElectionBase {
         }),
       )
     }
-    this.driver = new MachineDriver(this.machine, this.transport, clock, {
-      persist: this.stateFile ? (s) => this.stateFile?.save(s) : undefined,
-      update: (view) => this.onUpdate(view),
-      error: (err) => this.reportError(err),
-    })
-  }
-
-  /** Where this node listens (TCP host:port once started) or its interface address (multicast). */
-  get address(): string {
-    return this.transport.address
-  }
-
-  get transportStats(): TransportStats {
-    return this.transport.stats
-  }
-
-  async start(): Promise<void> {
-    if (this.stopped) throw new ClosedError()
-    if (this.started) return
-    this.started = true
-    await this.driver.start()
-  }
-
-  /** Leaves the group; others hear a "bye" and elect at once (a leader's hand-over, in bully). */
-  async stop(opts: StopOptions = {}): Promise<void> {
-    void opts
-    if (this.stopped) return
-    this.stopped = true
-    await this.driver.stop(true)
-    this.observe('stopped', false, undefined)
-  }
-
-  /**
-   * Steps down: the next node claims at once, and this one leaves leadership to it for
-   * `timing.resignHoldMs`; after that bully's rule applies again and the highest live node leads.
-   */
-  async resign(): Promise<void> {
-    if (this.stopped) throw new ClosedError()
-    this.driver.input({ kind: 'resign' })
-  }
-
-  isLeader(): boolean {
-    return !this.stopped && this.started && this.driver.view().isLeader
+    this.drive(this.machine, transport, this.stateFile ? (s) => this.stateFile?.save(s) : undefined)
   }
 
   clusterState(): ClusterState {
@@ -251,32 +199,8 @@ export class BullyElection extends ElectionBase {
     return { self: this.id, role: view.role, term: BigInt(view.term), leader: this.leader(), members }
   }
 
-  private onUpdate(view: MachineView): void {
-    const prev = this.lastView
-    this.lastView = view
-    if (view.role === 'candidate' && prev?.role !== 'candidate') this.counters.electionsStarted++
-    if (view.role === 'leader' && (prev?.role !== 'leader' || prev.term !== view.term))
-      this.counters.electionsWon++
-    if (this.stopped) return
-    let leader: LeaderInfo | undefined
-    if (view.leader) {
-      const key = `${view.leader.id}@${view.leader.term}`
-      let since = this.leaderSince.get(key)
-      if (since === undefined) {
-        this.leaderSince.clear()
-        since = this.clock.wall()
-        this.leaderSince.set(key, since)
-        this.counters.leaderChanges++
-      }
-      leader = {
-        id: view.leader.id,
-        address: this.machine.addressOf(view.leader.id),
-        token: BigInt(view.leader.term),
-        since,
-        tags: {},
-      }
-    }
-    this.observe(view.role, view.isLeader, leader)
+  protected describe(id: string): { address?: string; tags: Record<string, string> } {
+    return { address: this.machine.addressOf(id), tags: {} }
   }
 }
 

@@ -4,8 +4,8 @@
  */
 
 import { Codec } from '../codec/envelope.js'
-import type { ClusterState, LeaderInfo, MemberState, StopOptions } from '../election.js'
-import { ClosedError, InvalidOptionsError, PeerRefusedError } from '../errors.js'
+import type { ClusterState, MemberState } from '../election.js'
+import { InvalidOptionsError, PeerRefusedError } from '../errors.js'
 import type { MachineView, Random } from '../protocol/machine.js'
 import { RaftMachine } from '../protocol/raft/machine.js'
 import {
@@ -24,10 +24,8 @@ import {
 } from '../protocol/raft/options.js'
 import { parseHostPort } from '../transport/address.js'
 import { TcpTransport } from '../transport/tcp.js'
-import type { TransportStats } from '../transport/transport.js'
 import { type Clock, realClock } from './clock.js'
-import { MachineDriver } from './driver.js'
-import { ElectionBase } from './election-base.js'
+import { DrivenElection } from './driven-election.js'
 import { StateFile } from './state-file.js'
 
 export interface RaftPeer extends RaftMember {
@@ -76,26 +74,16 @@ export function resolveTiming(timing: RaftElectionOptions['timing']): RaftTiming
   return validateTiming({ ...DEFAULT_TIMING, ...timing })
 }
 
-export class RaftElection extends ElectionBase {
+export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
   private readonly opts: RaftElectionOptions
-  private readonly clock: Clock
   private readonly addresses: Map<string, string>
   private readonly stateFile: StateFile<RaftHardState> | undefined
-  private readonly transport: TcpTransport<RaftMessage>
-  private readonly driver: MachineDriver<RaftMessage, RaftHardState>
-  private readonly leaderSince = new Map<string, number>()
-  private started = false
-  private stopped = false
-  /** Elections this node started and won, for metrics. */
-  readonly counters = { electionsStarted: 0, electionsWon: 0, leaderChanges: 0 }
-  private lastView: MachineView | undefined
   private readonly resolvedTiming: RaftTiming
 
   constructor(opts: RaftElectionOptions) {
     const clock = opts.clock ?? realClock
-    super({ callbackTimeoutMs: opts.callbackTimeoutMs, wall: () => clock.wall() })
+    super({ clock, callbackTimeoutMs: opts.callbackTimeoutMs })
     this.opts = opts
-    this.clock = clock
     this.addresses = new Map(opts.members.map((m) => [m.id, m.address]))
     const self = opts.members.find((m) => m.id === opts.id)
     if (!self) throw new InvalidOptionsError('id', `this node (${opts.id}) is not in the member list`)
@@ -123,7 +111,7 @@ export class RaftElection extends ElectionBase {
       maxMessageBytes: opts.maxMessageBytes,
       wallClock: () => clock.wall(),
     })
-    this.transport = new TcpTransport({
+    const transport = new TcpTransport({
       self: opts.id,
       listen,
       peers: new Map(opts.members.filter((m) => m.id !== opts.id).map((m) => [m.id, m.address])),
@@ -139,47 +127,11 @@ export class RaftElection extends ElectionBase {
         }
       },
     })
-    this.driver = new MachineDriver(machine, this.transport, clock, {
-      persist: this.stateFile ? (s) => this.stateFile?.save(s) : undefined,
-      update: (view, transitions) => this.onUpdate(view, transitions.length),
-      error: (err) => this.reportError(err),
-    })
-  }
-
-  /** The address this node listens on, once started (useful with port 0). */
-  get address(): string {
-    return this.transport.address
+    this.drive(machine, transport, this.stateFile ? (s) => this.stateFile?.save(s) : undefined)
   }
 
   get id(): string {
     return this.opts.id
-  }
-
-  get transportStats(): TransportStats {
-    return this.transport.stats
-  }
-
-  async start(): Promise<void> {
-    if (this.stopped) throw new ClosedError()
-    if (this.started) return
-    this.started = true
-    await this.driver.start()
-  }
-
-  async stop(opts: StopOptions = {}): Promise<void> {
-    if (this.stopped) return
-    this.stopped = true
-    await this.driver.stop(opts.handover ?? true)
-    this.observe('stopped', false, undefined)
-  }
-
-  async resign(): Promise<void> {
-    if (this.stopped) throw new ClosedError()
-    this.driver.input({ kind: 'resign' })
-  }
-
-  isLeader(): boolean {
-    return !this.stopped && this.started && this.driver.view().isLeader
   }
 
   /**
@@ -232,36 +184,9 @@ export class RaftElection extends ElectionBase {
     return this.opts.members.find((m) => m.id === this.opts.id)?.kind ?? 'voter'
   }
 
-  private onUpdate(view: MachineView, _transitions: number): void {
-    const prev = this.lastView
-    this.lastView = view
-    if (prev && view.role === 'candidate' && (prev.role !== 'candidate' || view.term > prev.term)) {
-      this.counters.electionsStarted++
-    }
-    if (view.role === 'leader' && prev?.role !== 'leader') this.counters.electionsWon++
-    if (this.stopped) return
-    let leader: LeaderInfo | undefined
-    if (view.leader) {
-      const key = `${view.leader.id}@${view.leader.term}`
-      let since = this.leaderSince.get(key)
-      if (since === undefined) {
-        this.leaderSince.clear()
-        since = this.clock.wall()
-        this.leaderSince.set(key, since)
-        this.counters.leaderChanges++
-      }
-      const tags =
-        view.leader.id === this.opts.id
-          ? { ...(this.opts.tags ?? {}) }
-          : (view.peers.find((p) => p.id === view.leader?.id)?.tags ?? {})
-      leader = {
-        id: view.leader.id,
-        address: this.addresses.get(view.leader.id),
-        token: BigInt(view.leader.term),
-        since,
-        tags,
-      }
-    }
-    this.observe(view.role, view.isLeader, leader)
+  protected describe(id: string, view: MachineView): { address?: string; tags: Record<string, string> } {
+    const tags =
+      id === this.opts.id ? { ...(this.opts.tags ?? {}) } : (view.peers.find((p) => p.id === id)?.tags ?? {})
+    return { address: this.addresses.get(id), tags }
   }
 }

@@ -4,6 +4,7 @@
  * removed, whatever happened in between.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import dgram from 'node:dgram'
 import { mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
@@ -34,6 +35,15 @@ export async function freePorts(count: number): Promise<number[]> {
   const ports = servers.map((s) => (s.address() as net.AddressInfo).port)
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
   return ports
+}
+
+/** A UDP port that is free right now on loopback (for a multicast group port nobody else uses). */
+export async function freeUdpPort(): Promise<number> {
+  const s = dgram.createSocket('udp4')
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()))
+  const { port } = s.address()
+  await new Promise<void>((r) => s.close(() => r()))
+  return port
 }
 
 export async function waitFor<T>(
