@@ -22,7 +22,6 @@ import {
   BULLY_TIMING_PROFILES,
   type BullyTiming,
   type BullyTimingProfile,
-  DEFAULT_BULLY_TIMING,
   validateBullyTiming,
 } from '../protocol/bully/options.js'
 import { parseHostPort } from '../transport/address.js'
@@ -36,6 +35,7 @@ import type { Transport, TransportHandlers, TransportStats } from '../transport/
 import { type Clock, realClock } from './clock.js'
 import { DrivenElection } from './driven-election.js'
 import { StateFile } from './state-file.js'
+import { resolveTimingOption } from './timing.js'
 
 export interface BullyElectionOptions {
   /**
@@ -72,13 +72,7 @@ export interface BullyElectionOptions {
 }
 
 export function resolveBullyTiming(timing: BullyElectionOptions['timing']): BullyTiming {
-  if (timing === undefined) return { ...DEFAULT_BULLY_TIMING }
-  if (typeof timing === 'string') {
-    const profile = BULLY_TIMING_PROFILES[timing]
-    if (!profile) throw new InvalidOptionsError('timing', `unknown profile "${timing}" (use default or fast)`)
-    return { ...profile }
-  }
-  return validateBullyTiming({ ...DEFAULT_BULLY_TIMING, ...timing })
+  return resolveTimingOption<BullyTiming>(timing, BULLY_TIMING_PROFILES, validateBullyTiming)
 }
 
 /** "id=host:port" or "host:port" (the id is then the address). */

@@ -15,7 +15,6 @@ import {
   raftMessageSchema,
 } from '../protocol/raft/messages.js'
 import {
-  DEFAULT_TIMING,
   type RaftMember,
   type RaftTiming,
   TIMING_PROFILES,
@@ -27,6 +26,7 @@ import { TcpTransport } from '../transport/tcp.js'
 import { type Clock, realClock } from './clock.js'
 import { DrivenElection } from './driven-election.js'
 import { StateFile } from './state-file.js'
+import { resolveTimingOption } from './timing.js'
 
 export interface RaftPeer extends RaftMember {
   /** host:port where the member listens for cluster traffic. */
@@ -65,13 +65,7 @@ export interface RaftElectionOptions {
 }
 
 export function resolveTiming(timing: RaftElectionOptions['timing']): RaftTiming {
-  if (timing === undefined) return { ...DEFAULT_TIMING }
-  if (typeof timing === 'string') {
-    const profile = TIMING_PROFILES[timing]
-    if (!profile) throw new InvalidOptionsError('timing', `unknown profile "${timing}" (use default or fast)`)
-    return { ...profile }
-  }
-  return validateTiming({ ...DEFAULT_TIMING, ...timing })
+  return resolveTimingOption<RaftTiming>(timing, TIMING_PROFILES, validateTiming)
 }
 
 export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
