@@ -67,3 +67,19 @@ test('exec: never two children at once, across kill -9 and hand-over; the killed
     assert.ok(b.token > a.token, `tokens grow: ${a.token} then ${b.token}`)
   }
 })
+
+test('exec --exit-with-child: ballot leaves and exits with the command exit code', async () => {
+  const solo = await DaemonCluster.create(1)
+  try {
+    const p = solo.start('n1', ['--exit-with-child'], 'exec', [
+      process.execPath,
+      '-e',
+      'setTimeout(() => process.exit(7), 100)',
+    ])
+    await p.waitExit(30_000)
+    assert.equal(p.child.exitCode, 7)
+    assert.ok(p.logs.some((l) => String(l.msg).includes('leaving with its exit code')))
+  } finally {
+    await solo.close()
+  }
+})
