@@ -167,14 +167,21 @@ describe('ballot run', () => {
     assert.ok(next.token > lead.token)
   })
 
-  test('--notify-url: a webhook hears elected, with the fencing token', async () => {
+  test('--notify-url: a webhook hears elected, with the fencing token, retried after a failure', async () => {
     const got: Array<Record<string, unknown>> = []
+    let calls = 0
     const server = http.createServer((req, res) => {
       let body = ''
       req.on('data', (d) => {
         body += d
       })
       req.on('end', () => {
+        // The first attempt fails: the event must come again.
+        if (++calls === 1) {
+          res.statusCode = 500
+          res.end('try again')
+          return
+        }
         got.push(JSON.parse(body))
         res.end('ok')
       })
@@ -188,6 +195,7 @@ describe('ballot run', () => {
       assert.equal(got[0]?.event, 'elected')
       assert.equal(got[0]?.node, 'n1')
       assert.equal(got[0]?.token, '1')
+      assert.equal(calls, 2, 'one failed attempt, then the retry')
     } finally {
       server.close()
     }
