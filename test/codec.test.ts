@@ -7,7 +7,7 @@ import { encodeFrame, FrameDecoder } from '../src/codec/frame.js'
 import { ReplayGuard } from '../src/codec/replay.js'
 import { type RaftMessage, raftMessageSchema } from '../src/protocol/raft/messages.js'
 
-const hb: RaftMessage = { t: 'hb', term: 3, sent: 12.5 }
+const hb: RaftMessage = { t: 'hb', term: 3, seq: 12 }
 
 function pair(opts: { key?: string; peerKey?: string; cluster?: string; wall?: () => number } = {}) {
   const members = new Set(['a', 'b'])

@@ -144,7 +144,10 @@ describe('raft machine', () => {
     b.step(0, { kind: 'receive', from: 'a', msg: { t: 'vote', term: 5, transfer: false } })
     const first = b.ready()
     assert.deepEqual(first.persist, { term: 5, votedFor: 'a' })
-    assert.deepEqual(first.messages, [{ to: 'a', msg: { t: 'vote-resp', term: 5, granted: true } }])
+    // A node that just started cannot know whether it acked a leader a moment before: it says so.
+    assert.deepEqual(first.messages, [
+      { to: 'a', msg: { t: 'vote-resp', term: 5, granted: true, promiseMs: 100 } },
+    ])
     const restarted = node('b', three, { hardState: first.persist })
     restarted.step(1, { kind: 'receive', from: 'c', msg: { t: 'vote', term: 5, transfer: false } })
     assert.deepEqual(restarted.ready().messages, [
@@ -165,9 +168,9 @@ describe('raft machine', () => {
     )
     o.step(10_001, { kind: 'receive', from: 'a', msg: { t: 'vote', term: 3, transfer: false } })
     assert.deepEqual(o.ready().messages, [])
-    o.step(10_002, { kind: 'receive', from: 'a', msg: { t: 'hb', term: 3, sent: 7 } })
+    o.step(10_002, { kind: 'receive', from: 'a', msg: { t: 'hb', term: 3, seq: 7 } })
     assert.equal(o.view(10_002).leader?.id, 'a')
-    assert.deepEqual(o.ready().messages, [{ to: 'a', msg: { t: 'hb-resp', term: 3, sent: 7 } }])
+    assert.deepEqual(o.ready().messages, [{ to: 'a', msg: { t: 'hb-resp', term: 3, seq: 7, ack: true } }])
   })
 
   test('resign hands over with timeout-now and the successor wins the next term at once', () => {
@@ -284,7 +287,9 @@ describe('raft machine', () => {
       assert.equal(n.view(122).role, 'follower', `${n.id} does not campaign against the successor`)
       assert.ok(!n.ready().messages.some((m) => m.msg.t === 'prevote'))
     }
-    net.nodes.get(target)?.step(123, { kind: 'receive', from: 'a', msg: { t: 'timeout-now', term: 1 } })
+    net.nodes
+      .get(target)
+      ?.step(123, { kind: 'receive', from: 'a', msg: { t: 'timeout-now', term: 1, waitMs: 0 } })
     net.settle(123)
     assert.deepEqual(
       net.leaders(123).filter((id) => id !== 'a'),
@@ -332,15 +337,23 @@ describe('raft machine', () => {
     const resp = b.ready().messages.find((m) => m.msg.t === 'vote-resp')?.msg
     assert.deepEqual(resp, { t: 'vote-resp', term: 2, granted: true, promiseMs: 95 })
     c.step(0, { kind: 'tick' })
-    c.step(5, { kind: 'receive', from: 'a', msg: { t: 'hb', term: 1, sent: 5 } }) // c promises a too
+    c.step(5, { kind: 'receive', from: 'a', msg: { t: 'hb', term: 1, seq: 1 } }) // c promises a too
     c.step(5, { kind: 'peerUnreachable', peer: 'a' })
     c.step(6, { kind: 'receive', from: 'b', msg: { t: 'prevote-resp', term: 2, granted: true } })
     c.step(7, { kind: 'receive', from: 'b', msg: resp as RaftMessage })
     assert.equal(c.view(7).role, 'leader')
     assert.ok(c.ready().deadline <= 113, 'c wakes when its lease may start')
-    c.step(110, { kind: 'receive', from: 'b', msg: { t: 'hb-resp', term: 2, sent: 110 } })
+    // b acks every heartbeat c sends (c ticks at each deadline it asks for).
+    for (let t = 7; t <= 110; t = Math.min(c.ready().deadline, 110.5)) {
+      c.step(t, { kind: 'tick' })
+      for (const m of c.ready().messages)
+        if (m.to === 'b' && m.msg.t === 'hb')
+          c.step(t, { kind: 'receive', from: 'b', msg: { t: 'hb-resp', term: 2, seq: m.msg.seq, ack: true } })
+      if (t === 110.5) break
+    }
     // 95 ms by b's clock is at most 95 × 1.05 / 0.95 ≈ 105 ms by c's: c's lease starts at 7 + 105.
     assert.equal(c.view(111).isLeader, false, "no lease while b's promise may still hold")
+    assert.equal(c.view(111).leaseStartsAt?.toFixed(1), '112.0', 'the view says when it will start')
     assert.equal(c.view(113).isLeader, true, 'then the fresh acks count')
   })
 

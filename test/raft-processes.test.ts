@@ -120,7 +120,7 @@ describe('raft across processes', { concurrency: false }, () => {
         n: 1,
         s: 1,
         w: Date.now(),
-        m: { t: 'hb', term: 99, sent: 0 },
+        m: { t: 'hb', term: 99, seq: 1 },
       }),
     )
     // Signed with the right key but broken inside: still dropped.
@@ -148,7 +148,7 @@ describe('raft across processes', { concurrency: false }, () => {
       n: 1,
       s: 2,
       w: Date.now(),
-      m: { t: 'hb', term: 99, sent: 0 },
+      m: { t: 'hb', term: 99, seq: 1 },
     })
     const payloads = [
       signed(Buffer.from('{not json')), // malformed

@@ -43,6 +43,13 @@ export interface Transition {
   leader: LeaderView | undefined
 }
 
+/** One refused message: from whom, why (a stable reason for counters) and a sentence for the log. */
+export interface Refusal {
+  peer: string
+  reason: 'term-jump' | 'member-list'
+  detail: string
+}
+
 export interface LeaderView {
   id: string
   /** Term (raft) or epoch (bully): the fencing token. */
@@ -55,6 +62,11 @@ export interface Ready<M, P> {
   messages: Outgoing<M>[]
   /** Role or leader changes since the last Ready, in order. */
   transitions: Transition[]
+  /**
+   * Messages the machine refused though they passed the codec (a term jump no real cluster makes, a
+   * peer with another member list): the driver counts them by reason and reports them.
+   */
+  refused?: Refusal[]
   /** Absolute time of the next tick the machine needs (Infinity: none). */
   deadline: number
 }
@@ -79,6 +91,12 @@ export interface MachineView {
   isLeader: boolean
   /** When `isLeader` turns false unless renewed first (raft's lease); undefined when not leading. */
   leaseExpiresAt?: number
+  /**
+   * When `isLeader` will turn true with no further input (raft: a new leader waiting out an older
+   * lease); undefined when it will not. Lets a driver, and the simulator's lease check, see the start
+   * at the instant it happens rather than at the next step.
+   */
+  leaseStartsAt?: number
   peers: PeerView[]
 }
 

@@ -18,7 +18,7 @@
  * To add a protocol: write ./protocols/<name>.ts exporting a factory `(opts: AdapterOptions) => adapter`
  * and add it to the `ADAPTERS` table in ./protocols/index.ts; `ballot sim --algo <name>` then works.
  */
-import type { ProtocolMachine, Random } from '../protocol/machine.js'
+import type { MachineView, ProtocolMachine, Random } from '../protocol/machine.js'
 
 export interface SimMember {
   id: string
@@ -68,6 +68,12 @@ export interface ProtocolAdapter<M, P> {
   expectedLeader?(live: string[]): string | undefined
   create(node: CreateNode<P>): ProtocolMachine<M, P>
   checkMessage?(from: SimMember, to: SimMember, msg: M): { invariant: string; message: string } | undefined
+  /**
+   * A message a faulty or hostile host sends (`forge` faults), given what the target's view shows (its
+   * term, say). Return undefined when the protocol's codec would refuse it (its schema), so it never
+   * reaches the machine.
+   */
+  forge?(what: string, target: MachineView): M | undefined
   isElectionMessage(msg: M): boolean
   describe(msg: M): string
 }

@@ -23,6 +23,11 @@ export class NodeClock {
     return Math.max(t, now)
   }
 
+  /** The clock of a new process on the same machine: same rate, reading `origin` at real time `now`. */
+  restarted(now: number, origin: number): NodeClock {
+    return new NodeClock(origin - this.rate * now, this.rate)
+  }
+
   /** Moves the clock by `ms` (negative: backward) at this instant. */
   jump(ms: number): void {
     this.offset += ms

@@ -27,6 +27,14 @@ interface NodeStatus {
   leasing: boolean
   leaseEnd: number
   leaseToken: number
+  /**
+   * The lease of the node's previous process, if it crashed while leasing: nothing outside a process
+   * can tell it is gone rather than hung, so it counts until it would have run out.
+   */
+  ghostEnd: number
+  ghostToken: number
+  /** Until when (real time) the node's clock is beyond the drift bound (it jumped). */
+  outOfBoundUntil: number
 }
 
 export interface CheckerOptions {
@@ -50,8 +58,6 @@ export class InvariantChecker {
   agreedAfterHealAt: number | undefined
   /** Whether every live voter already named one leader at the heal instant (no election was needed). */
   agreedAtHeal = false
-  /** Set once a clock leaves the drift bound: lease violations from then on are expected. */
-  outOfBoundClocks = false
   /**
    * Real time during which two or more nodes' isLeader() were true at once. A measurement for
    * protocols that do not promise a lease (bully under partitions); raft fails the lease check instead.
@@ -81,6 +87,9 @@ export class InvariantChecker {
       leasing: false,
       leaseEnd: Number.NEGATIVE_INFINITY,
       leaseToken: 0,
+      ghostEnd: Number.NEGATIVE_INFINITY,
+      ghostToken: 0,
+      outOfBoundUntil: Number.NEGATIVE_INFINITY,
     }))
     this.voterCount = opts.members.filter((m) => m.kind === 'voter').length
   }
@@ -103,6 +112,20 @@ export class InvariantChecker {
       what: expected ? 'EXPECTED' : 'VIOLATION',
       detail: `${invariant}: ${message}`,
     })
+  }
+
+  /**
+   * The node's clock jumped beyond the drift bound; until `untilReal`, lease overlaps that involve it
+   * are what the bound protects, reported apart. Nothing else is excused: not another pair's overlap,
+   * not one leader per term, not fencing.
+   */
+  clockOutOfBound(node: number, untilReal: number): void {
+    const s = this.nodes[node] as NodeStatus
+    s.outOfBoundUntil = Math.max(s.outOfBoundUntil, untilReal)
+  }
+
+  private excused(a: NodeStatus, b: NodeStatus, now: number): boolean {
+    return a.outOfBoundUntil > now || b.outOfBoundUntil > now
   }
 
   /** The node is leading (as opposed to leasing) right now: true for the simulation's view fast path. */
@@ -172,7 +195,6 @@ export class InvariantChecker {
             'fencing',
             now,
             `${s.id} leads with token ${token} after ${prev} led with token ${this.lastLeaseToken}`,
-            this.outOfBoundClocks,
           )
         }
       }
@@ -188,14 +210,20 @@ export class InvariantChecker {
     if (!this.on.has('lease')) return
     for (let i = 0; i < this.nodes.length; i++) {
       const o = this.nodes[i] as NodeStatus
-      if (i === node || !o.leasing || o.leaseEnd <= now) continue
+      if (i === node) continue
+      const live = o.leasing && o.leaseEnd > now
+      if (!live && o.ghostEnd <= now) continue
+      const [end, term, how] = live
+        ? [o.leaseEnd, o.leaseToken, '']
+        : [o.ghostEnd, o.ghostToken, ' (its process crashed, but nobody can know that)']
       this.fail(
         'lease',
         now,
-        `${s.id} (term ${token}) and ${o.id} (term ${o.leaseToken}) are both leader at once; ${o.id}'s lease runs ${(o.leaseEnd - now).toFixed(3)} ms more`,
-        this.outOfBoundClocks,
+        `${s.id} (term ${token}) and ${o.id} (term ${term}) are both leader at once; ${o.id}'s lease runs ${(end - now).toFixed(3)} ms more${how}`,
+        this.excused(s, o, now),
       )
     }
+    this.evaluate(now)
   }
 
   /** Tracks spans with more than one node claiming isLeader(). */
@@ -222,7 +250,10 @@ export class InvariantChecker {
     s.alive = false
     s.role = 'stopped'
     s.leaderId = undefined
-    if (s.leasing && s.leaseEnd > now) s.leaseEnd = now
+    if (s.leasing && s.leaseEnd > now) {
+      s.ghostEnd = s.leaseEnd
+      s.ghostToken = s.leaseToken
+    }
     s.leasing = false
     this.countLeaders(now)
     const g = this.preVoteGuard
@@ -254,8 +285,11 @@ export class InvariantChecker {
 
   // ------------------------------------------------------------------ agreement and liveness
 
-  /** The node every live voter names as leader, itself live and leading; else undefined. */
-  agreedLeader(): number | undefined {
+  /**
+   * The node every live voter names as leader, itself live and leading; else undefined. A `usable`
+   * leader must also hold isLeader() at `now`: a leader that can never act is no leader.
+   */
+  agreedLeader(usable?: { now: number }): number | undefined {
     let id: string | undefined
     let term = -1
     let live = 0
@@ -271,7 +305,9 @@ export class InvariantChecker {
     if (!this.enoughLive(live) || id === undefined) return undefined
     const idx = this.nodes.findIndex((s) => s.id === id)
     const leader = this.nodes[idx]
-    return leader?.alive && leader.role === 'leader' ? idx : undefined
+    if (!leader?.alive || leader.role !== 'leader') return undefined
+    if (usable && !(leader.leasing && leader.leaseEnd > usable.now)) return undefined
+    return idx
   }
 
   /** The slot-0 node for faults: the agreed leader, else the highest-term node acting as leader. */
@@ -296,8 +332,8 @@ export class InvariantChecker {
   }
 
   /** The agreed leader, if it is also the one the protocol promises (bully: the highest live node). */
-  private settledLeader(): number | undefined {
-    const agreed = this.agreedLeader()
+  private settledLeader(now: number): number | undefined {
+    const agreed = this.agreedLeader({ now })
     if (agreed === undefined || !this.opts.expectedLeader) return agreed
     const live = this.nodes.filter((s) => s.alive && !s.observer).map((s) => s.id)
     return this.opts.expectedLeader(live) === (this.nodes[agreed] as NodeStatus).id ? agreed : undefined
@@ -305,7 +341,7 @@ export class InvariantChecker {
 
   evaluate(now: number): void {
     if (this.firstAgreedAt !== undefined && (!this.healed || this.agreedAfterHealAt !== undefined)) return
-    if (this.settledLeader() === undefined) return
+    if (this.settledLeader(now) === undefined) return
     if (this.firstAgreedAt === undefined) this.firstAgreedAt = now
     if (this.healed && this.agreedAfterHealAt === undefined) this.agreedAfterHealAt = now
   }
@@ -313,7 +349,7 @@ export class InvariantChecker {
   /** Called at the heal instant, after every other event of that instant. */
   heal(now: number): void {
     this.healed = true
-    this.agreedAtHeal = this.settledLeader() !== undefined
+    this.agreedAtHeal = this.settledLeader(now) !== undefined
     this.evaluate(now)
   }
 
@@ -326,7 +362,9 @@ export class InvariantChecker {
       .filter((s) => s.alive && !s.observer)
       .map((s) => `${s.id}:${s.role}${s.leaderId ? `→${s.leaderId}@${s.leaderTerm}` : ''}`)
       .join(' ')
-    const what = this.opts.expectedLeader ? 'no agreed leader (the expected one)' : 'no agreed leader'
+    const what = this.opts.expectedLeader
+      ? 'no agreed, usable leader (the expected one)'
+      : 'no agreed leader holding isLeader()'
     this.fail('liveness', now, `${what} ${boundMs.toFixed(0)} ms after the heal (${says})`)
   }
 }

@@ -36,6 +36,13 @@ export type Fault =
   | { kind: 'stop'; at: number; node: number; restartAfter?: number }
   /** The whole network loses, duplicates and reorders messages for a while. */
   | { kind: 'lossy'; at: number; duration: number; loss: number; duplicate: number; reorder: number }
+  /** Every disk write of the node fails for a while (fsync errors); the runtime rebuilds the machine. */
+  | { kind: 'disk-fail'; at: number; duration: number; node: number }
+  /**
+   * A faulty or hostile host (on a cluster without a key) sends `node` a message in `from`'s name; the
+   * protocol's adapter makes it (`what` names the kind) from the target's view.
+   */
+  | { kind: 'forge'; at: number; node: number; from: number; what: string }
 
 export interface Scenario {
   name: string
@@ -57,6 +64,7 @@ export function healTime(s: Scenario): number {
         end = f.at + (f.restartAfter ?? 0)
         break
       case 'resign':
+      case 'forge':
         end = f.at
         break
       case 'clock-jump':
@@ -254,19 +262,24 @@ const GENERATORS: Record<string, Generator> = {
     drift: 'extreme',
   }),
   'clock-jump': (rng, ctx) => {
-    // The leader's clock leaps back as it is cut off: by its clock its lease outlives the followers'
-    // promise, and they elect a successor. Expected to break the lease; reported apart from failures,
-    // as what the drift bound protects.
+    // Clocks leap beyond any drift bound as the leader is cut off. Either the leader's clock leaps back
+    // (by its clock its lease would outlive the followers' promises: the machine must notice and drop
+    // it), or every follower's leaps forward (their promises end early and they elect a successor while
+    // the old lease runs: expected to break the lease, and reported apart from failures as what the
+    // drift bound protects).
     const at = settle(ctx, rng)
     const jumpMs = span(rng, ctx, 1.5, 4)
-    return {
-      name: 'clock-jump',
-      faults: [
-        { kind: 'clock-jump', at, node: 0, jumpMs: -jumpMs },
-        { kind: 'isolate', at, node: 0, duration: jumpMs + span(rng, ctx, 1, 3) },
-      ],
-      drift: 'within',
-    }
+    const isolate: Fault = { kind: 'isolate', at, node: 0, duration: jumpMs + span(rng, ctx, 1, 3) }
+    const faults: Fault[] = rng.chance(0.5)
+      ? [{ kind: 'clock-jump', at, node: 0, jumpMs: -jumpMs }, isolate]
+      : [
+          ...Array.from(
+            { length: ctx.voters - 1 },
+            (_, i): Fault => ({ kind: 'clock-jump', at, node: i + 1, jumpMs }),
+          ),
+          isolate,
+        ]
+    return { name: 'clock-jump', faults, drift: 'within' }
   },
   lossy: (rng, ctx) => ({
     name: 'lossy',
@@ -297,6 +310,73 @@ const GENERATORS: Record<string, Generator> = {
     }
     return { name: 'false-unreachable', faults, drift: 'within' }
   },
+  'hint-handover': (rng, ctx) => {
+    // Every follower is told, wrongly, that the leader's process is gone; one of them wins on those
+    // broken promises and must wait out the old lease. Then it hands over at once (a rolling restart
+    // SIGTERMs it): its successor must wait as long, whatever the hand-over waives.
+    const at = settle(ctx, rng)
+    const faults: Fault[] = []
+    for (let slot = 1; slot < ctx.voters; slot++) {
+      faults.push({
+        kind: 'false-unreachable',
+        at: at + rng.between(0, 2),
+        node: slot,
+        peer: 0,
+        reconnectAfter: span(rng, ctx, 0.05, 0.5),
+      })
+    }
+    let next = at + rng.between(2, ctx.timing.electionTimeoutMinMs / 2)
+    for (let i = rng.int(1, 2); i > 0; i--) {
+      faults.push(
+        rng.chance(0.5)
+          ? { kind: 'resign', at: next, node: 0 }
+          : { kind: 'stop', at: next, node: 0, restartAfter: span(rng, ctx, 0.2, 2) },
+      )
+      next += rng.between(1, ctx.timing.electionTimeoutMinMs / 2)
+    }
+    return { name: 'hint-handover', faults, drift: rng.chance(0.3) ? 'extreme' : 'within' }
+  },
+  'disk-fail': (rng, ctx) => {
+    // fsync fails for a while on the leader or any voter, sometimes just as it campaigns or votes.
+    const at = settle(ctx, rng)
+    const faults: Fault[] = [
+      {
+        kind: 'disk-fail',
+        at,
+        duration: span(rng, ctx, 0.2, 3),
+        node: rng.chance(0.5) ? 0 : rng.int(0, ctx.voters - 1),
+      },
+    ]
+    if (rng.chance(0.5))
+      faults.push({
+        kind: 'crash',
+        at: at + span(rng, ctx, 0, 2),
+        node: 0,
+        restartAfter: span(rng, ctx, 0.2, 2),
+      })
+    if (rng.chance(0.5)) faults.push({ kind: 'resign', at: at + span(rng, ctx, 0, 2), node: 0 })
+    return { name: 'disk-fail', faults, drift: 'within' }
+  },
+  forged: (rng, ctx) => {
+    // Frames a faulty peer or any host (no key) sends: acks of heartbeats never sent (an echo from an
+    // older incarnation), terms near 2^53. None may pin a lease, stall elections or change who may lead.
+    const at = settle(ctx, rng)
+    const faults: Fault[] = []
+    for (let i = rng.int(1, 4); i > 0; i--) {
+      faults.push({
+        kind: 'forge',
+        at: at + span(rng, ctx, 0, 2),
+        node: rng.chance(0.6) ? 0 : rng.int(0, ctx.voters - 1),
+        from: rng.int(0, ctx.voters - 1),
+        what: rng.pick(FORGED_KINDS),
+      })
+    }
+    // A leader cut off after a forged ack must still lose its lease in time.
+    if (rng.chance(0.5))
+      faults.push({ kind: 'isolate', at: at + span(rng, ctx, 0, 2), node: 0, duration: span(rng, ctx, 2, 4) })
+    faults.sort((a, b) => a.at - b.at)
+    return { name: 'forged', faults, drift: 'within' }
+  },
   mix: (rng, ctx) => {
     const faults: Fault[] = []
     const count = rng.int(1, 4)
@@ -324,7 +404,13 @@ function restart(f: { restartAfter?: number }, rng: SimRandom, ctx: ScenarioCont
   return { restartAfter: f.restartAfter ?? span(rng, ctx, 0.2, 3) }
 }
 
+/** The kinds of forged message a `forge` fault sends; each protocol's adapter makes them. */
+export const FORGED_KINDS = ['ack', 'term-max'] as const
+
 const MIX_KINDS = [
+  'hint-handover',
+  'disk-fail',
+  'forged',
   'crash-restart',
   'handover',
   'partition-minority',

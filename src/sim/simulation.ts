@@ -11,8 +11,15 @@
  *     reopened (`peerConnected` both ways) once a restarted node's links work. Partitions cut links
  *     without closing connections: messages are simply lost.
  *   - A crashed node keeps only what its machine persisted (written before the messages of the same
- *     Ready are sent); it restarts from that alone.
+ *     Ready are sent); it restarts from that alone, with its monotonic clock starting again near zero
+ *     (as `performance.now()` does in a new process).
+ *   - A failing disk: while a `disk-fail` fault lasts, every write fails. As the runtime does, the
+ *     batch's messages are dropped and the machine is rebuilt from the last state that did reach the
+ *     disk (an in-process restart: connections stay up).
  *   - Every node has its own clock (offset + rate × t); machines see only local time.
+ *   - The lease check learns when isLeader() turns true at the instant it does (views say when a lease
+ *     will start), and a crashed node's lease counts until it would have run out: nothing outside the
+ *     process can know it is gone.
  */
 import type { Input, ProtocolMachine } from '../protocol/machine.js'
 import { BROADCAST } from '../protocol/machine.js'
@@ -35,6 +42,8 @@ const HEAL = 7
 const LIVENESS = 8
 const RECONNECT = 9
 const EXIT = 10
+/** Look at a node's isLeader() now, outside any step (a lease that starts at a set time). */
+const OBSERVE = 11
 
 /** How long a gracefully stopping process lingers, flushing its last messages, before it exits. */
 const STOP_LINGER_MS = 50
@@ -67,6 +76,8 @@ interface SimNode<M, P> {
   pendingWake: number
   /** isLeader at the node's last step (for the trace). */
   leading: boolean
+  /** How many disk-fail faults are active on this node. */
+  diskFaults: number
 }
 
 export interface RunOptions {
@@ -197,6 +208,7 @@ class Simulation<M, P> {
         wantWake: Number.POSITIVE_INFINITY,
         pendingWake: Number.POSITIVE_INFINITY,
         leading: false,
+        diskFaults: 0,
       })
     }
   }
@@ -291,6 +303,11 @@ class Simulation<M, P> {
       case EXIT:
         if ((this.nodes[ev.node] as SimNode<M, P>).incarnation === ev.gen) this.crash(ev.node)
         return
+      case OBSERVE: {
+        const node = this.nodes[ev.node] as SimNode<M, P>
+        if (node.alive && node.incarnation === ev.gen) this.observeLease(node)
+        return
+      }
       case HEAL:
         // Judge the heal after everything else that happens at that instant (a restart, a pause's end).
         if (this.queue.peekTime() === this.now) this.queue.push(ev)
@@ -377,6 +394,10 @@ class Simulation<M, P> {
     const local = node.clock.local(this.now)
     machine.step(local, input)
     const ready = machine.ready()
+    if (ready.persist !== undefined && node.diskFaults > 0) {
+      this.persistFailed(node)
+      return
+    }
     // Persisted before any message of this Ready leaves: a crash in between loses nothing promised.
     if (ready.persist !== undefined) node.persisted = ready.persist
     for (const out of ready.messages) {
@@ -400,11 +421,43 @@ class Simulation<M, P> {
     if (this.checker.mayLead(node.idx, this.now)) this.observeLease(node)
   }
 
+  /**
+   * The write of a Ready failed: nothing of it leaves the node, and the machine is rebuilt from what
+   * the disk last held, then told about the connections that are still up (what the runtime does).
+   */
+  private persistFailed(node: SimNode<M, P>): void {
+    this.note(node, 'disk', 'write failed: messages dropped, machine rebuilt from the last saved state')
+    node.machine = this.adapter.create({
+      id: node.member.id,
+      members: this.members,
+      random: this.random,
+      persisted: node.persisted,
+    })
+    this.step(node, { kind: 'tick' })
+    for (let j = 0; j < this.n; j++) {
+      if (j === node.idx || this.connected[node.idx * this.n + j] === 0) continue
+      if (node.machine === undefined) return
+      this.step(node, { kind: 'peerConnected', peer: (this.members[j] as SimMember).id })
+    }
+  }
+
   /** Reads isLeader from the view and tells the checker when, in real time, the lease would lapse. */
   private observeLease(node: SimNode<M, P>): void {
     const machine = node.machine
     if (!machine) return
     const view = machine.view(node.clock.local(this.now))
+    if (!view.isLeader && view.leaseStartsAt !== undefined) {
+      // Look again the instant the lease starts, whatever the node's timers are doing (a slow node's
+      // isLeader() still turns true on time for the code that calls it).
+      this.push(
+        node.clock.realAt(view.leaseStartsAt, this.now),
+        OBSERVE,
+        node.idx,
+        -1,
+        node.incarnation,
+        undefined,
+      )
+    }
     const end =
       view.leaseExpiresAt === undefined
         ? Number.POSITIVE_INFINITY
@@ -465,6 +518,8 @@ class Simulation<M, P> {
     const restart = node.incarnation > 0
     node.alive = true
     node.incarnation++
+    // A new process: its monotonic clock starts again near zero, far from where the old one was.
+    if (restart) node.clock = node.clock.restarted(this.now, this.rng.between(0, 1000))
     node.pausedUntil = 0
     node.deadlineLocal = Number.POSITIVE_INFINITY
     node.wantWake = Number.POSITIVE_INFINITY
@@ -657,12 +712,16 @@ class Simulation<M, P> {
       case 'clock-jump': {
         const node = this.nodes[at(f.node)] as SimNode<M, P>
         node.clock.jump(f.jumpMs)
-        this.checker.outOfBoundClocks = true
+        // Any interval this node measures across the jump is wrong; its promises and leases last at most
+        // an election timeout, so after that its clock is as good as any.
+        this.checker.clockOutOfBound(
+          node.idx,
+          this.now + Math.abs(f.jumpMs) + 2 * this.adapter.timing.electionTimeoutMaxMs,
+        )
         this.note(node, 'fault', `clock jumps ${f.jumpMs.toFixed(1)} ms (beyond the drift bound)`)
-        if (node.alive) {
-          this.schedule(node)
-          if (this.checker.mayLead(node.idx, this.now)) this.observeLease(node)
-        }
+        // The runtime feeds the machine a tick when its clock is read going backwards.
+        if (node.alive && node.pausedUntil <= this.now) this.step(node, { kind: 'tick' })
+        else if (node.alive) this.schedule(node)
         return
       }
       case 'false-unreachable': {
@@ -684,6 +743,26 @@ class Simulation<M, P> {
           undefined,
         )
         this.push(this.now + f.reconnectAfter, RECONNECT, 0, -1, 0, undefined)
+        return
+      }
+      case 'disk-fail': {
+        const node = this.nodes[at(f.node)] as SimNode<M, P>
+        node.diskFaults++
+        this.note(node, 'fault', `disk writes fail for ${f.duration.toFixed(1)} ms`)
+        end(f.duration, [node.idx])
+        return
+      }
+      case 'forge': {
+        const node = this.nodes[at(f.node)] as SimNode<M, P>
+        const from = at(f.from)
+        if (!node.alive || !node.machine || from === node.idx || !this.adapter.forge) return
+        const msg = this.adapter.forge(f.what, node.machine.view(node.clock.local(this.now)))
+        if (msg === undefined) {
+          this.note(node, 'fault', `forged ${f.what} from ${id(from)}: refused by the codec`)
+          return
+        }
+        this.note(node, 'fault', `forged message from ${id(from)}: ${this.adapter.describe(msg)}`)
+        this.step(node, { kind: 'receive', from: id(from), msg })
         return
       }
       case 'lossy': {
@@ -709,6 +788,7 @@ class Simulation<M, P> {
     for (const link of undo.links) this.cut[link] = (this.cut[link] as number) - 1
     if (f.kind === 'slow')
       for (const idx of undo.nodes) (this.nodes[idx] as SimNode<M, P>).slowMs -= f.extraMs
+    if (f.kind === 'disk-fail') for (const idx of undo.nodes) (this.nodes[idx] as SimNode<M, P>).diskFaults--
     if (f.kind === 'lossy') {
       const i = this.lossy.findIndex(
         (l) => l.loss === f.loss && l.duplicate === f.duplicate && l.reorder === f.reorder,

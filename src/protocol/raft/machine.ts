@@ -15,8 +15,10 @@ import type {
   ProtocolMachine,
   Random,
   Ready,
+  Refusal,
   Transition,
 } from '../machine.js'
+import { believableTerm, canAdvanceTerm } from '../terms.js'
 import type { RaftHardState, RaftMessage } from './messages.js'
 import {
   leaseDurationMs,
@@ -43,6 +45,20 @@ export interface RaftMachineOptions {
    * the vote already cast. Never set this in production.
    */
   unsafeSkipVoteChecks?: boolean
+  /**
+   * Test-only fault injection for the simulator's self-test: a new leader does not wait out the
+   * promises its voters broke (the lease of a crashed or cut-off leader). Never set this in production.
+   */
+  unsafeSkipPromiseWait?: boolean
+}
+
+/**
+ * A follower's promise: having acknowledged a heartbeat of the leader of `term`, it votes for nobody
+ * else until `until` (its own clock). The leader's lease rests on this.
+ */
+interface Promise {
+  term: number
+  until: number
 }
 
 interface PeerState {
@@ -54,8 +70,10 @@ interface PeerState {
   term: number
   lastContact: number | undefined
   connected: boolean
-  /** Leader only: the latest own `sent` time this peer acknowledged in the current term. */
+  /** Leader only: the send time (own clock) of the newest heartbeat of this term the peer acknowledged. */
   ackedSent: number
+  /** The peer's voter list, when its hello named another one than ours: all it says is refused. */
+  otherVoters: string[] | undefined
   /** Leader only: since when this peer has acknowledged without a gap (for priority hand-over). */
   healthySince: number | undefined
 }
@@ -68,6 +86,9 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
   private readonly random: Random
   private readonly preVote: boolean
   private readonly unsafe: boolean
+  private readonly unsafeSkipPromiseWait: boolean
+  /** The voters' ids, sorted: announced in hello and compared with each peer's. */
+  private readonly voterIds: string[]
   private readonly selfKind: 'voter' | 'observer'
   private readonly selfPriority: number
   private readonly tags: Record<string, string>
@@ -86,20 +107,22 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
   /** When this node last became leader: check-quorum counts from here until the first acks arrive. */
   private leaderSince = Number.NEGATIVE_INFINITY
   /**
-   * A new leader's lease starts no sooner than this. Voters may have broken their promise to the
-   * previous leader (a wrong peerUnreachable hint, a restart that forgot when they last heard it), so
-   * the previous lease may still run. Each vote says how long the voter's broken promise had left, and
-   * the lease waits for the longest (scaled for drift); a vote that broke no promise costs nothing.
+   * A new leader's lease starts no sooner than this. Voters may have broken their promise to an earlier
+   * leader (a wrong peerUnreachable hint, a restart that forgot when they last acked), so that leader's
+   * lease may still run. Each vote says how long the voter's broken promise had left; the lease waits
+   * for the longest (scaled for drift), and for any wait a predecessor handed over with its TimeoutNow.
+   * A vote that broke no promise costs nothing.
    */
   private leaseNotBefore = Number.NEGATIVE_INFINITY
-  /**
-   * Until when (own clock) this node promised the leader it last acked not to vote for anyone else:
-   * the last heartbeat plus electionTimeoutMin. A node restarted from a hard state cannot know when it
-   * last acked, so it assumes it did just before starting.
-   */
-  private promisedUntil = Number.NEGATIVE_INFINITY
+  /** This node's promise to the leader of the newest term it acked (see Promise). */
+  private promise: Promise = { term: 0, until: Number.NEGATIVE_INFINITY }
+  /** Until when this node's promises to leaders of terms before `promise.term` run. */
+  private olderPromiseUntil = Number.NEGATIVE_INFINITY
   /** During a candidacy: the end of the longest broken promise among the votes so far (own clock). */
   private votersPromiseEnd = Number.NEGATIVE_INFINITY
+  /** Leader only: the send time (own clock) of each heartbeat of the current term, by its seq. */
+  private readonly heartbeatsSent = new Map<number, number>()
+  private nextHeartbeatSeq = 1
   private started = false
   /** Whether the next pre-vote round may be retried soon (once per leader heard). */
   private quickPreVoteRetry = true
@@ -118,6 +141,7 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
 
   private outbox: Outgoing<RaftMessage>[] = []
   private transitions: Transition[] = []
+  private refused: Refusal[] = []
   private dirty = false
   private lastTransition: { role: Role; leader: string | undefined; term: number } | undefined
 
@@ -128,6 +152,11 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     this.random = opts.random
     this.preVote = opts.preVote ?? true
     this.unsafe = opts.unsafeSkipVoteChecks ?? false
+    this.unsafeSkipPromiseWait = opts.unsafeSkipPromiseWait ?? false
+    this.voterIds = opts.members
+      .filter((m) => (m.kind ?? 'voter') === 'voter')
+      .map((m) => m.id)
+      .sort()
     this.tags = { ...(opts.tags ?? {}) }
     let voters = 0
     let selfKind: 'voter' | 'observer' = 'voter'
@@ -151,6 +180,7 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
         connected: false,
         ackedSent: Number.NEGATIVE_INFINITY,
         healthySince: undefined,
+        otherVoters: undefined,
       })
     }
     this.voterCount = voters
@@ -165,6 +195,7 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
 
   step(now: number, input: Input<RaftMessage>): void {
     if (this.mode === 'stopped') return
+    if (now < this.lastStepAt) this.clockWentBack(now)
     this.lastStepAt = now
     if (!this.started) this.start(now)
     switch (input.kind) {
@@ -196,9 +227,30 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
 
   private start(now: number): void {
     this.started = true
-    if (this.term > 0) this.promisedUntil = now + this.timing.electionTimeoutMinMs
+    // A starting node cannot know when it last acked a leader (a restart forgets it, and a node without
+    // durable state may even have forgotten the term), so it assumes it did just now, in any term.
+    const until = now + this.timing.electionTimeoutMinMs
+    this.promise = { term: this.term, until }
+    this.olderPromiseUntil = until
     this.resetElectionTimer(now)
     this.noteTransition()
+  }
+
+  /**
+   * A monotonic clock never goes back; if this one did (a broken host), every time this node noted is
+   * in its future. Acks then look fresher than they are, so they are all forgotten: the lease needs
+   * new ones. Timers are pulled in so the node neither falls silent nor waits the jump out; promises
+   * are kept as they are, which only makes them longer.
+   */
+  private clockWentBack(now: number): void {
+    for (const p of this.peers.values()) {
+      p.ackedSent = Number.NEGATIVE_INFINITY
+      p.healthySince = undefined
+    }
+    this.heartbeatsSent.clear()
+    this.leaderSince = Math.min(this.leaderSince, now)
+    this.heartbeatDeadline = Math.min(this.heartbeatDeadline, now + this.timing.heartbeatIntervalMs)
+    this.electionDeadline = Math.min(this.electionDeadline, now + this.timing.electionTimeoutMaxMs)
   }
 
   private tick(now: number): void {
@@ -225,9 +277,15 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     const peer = this.peers.get(peerId)
     if (!peer) return
     peer.connected = true
-    this.send(peerId, { t: 'hello', term: this.term, kind: this.selfKind, tags: this.tags })
+    this.send(peerId, {
+      t: 'hello',
+      term: this.term,
+      kind: this.selfKind,
+      tags: this.tags,
+      voters: this.voterIds,
+    })
     // A leader greets a (re)joining peer at once, so it learns the leader before its own timer fires.
-    if (this.mode === 'leader') this.send(peerId, { t: 'hb', term: this.term, sent: now })
+    if (this.mode === 'leader') this.send(peerId, { t: 'hb', term: this.term, seq: this.heartbeatSeq(now) })
   }
 
   private peerUnreachable(now: number, peerId: string): void {
@@ -284,6 +342,28 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
   private receive(now: number, from: string, msg: RaftMessage): void {
     const peer = this.peers.get(from)
     if (!peer) return // not a member: the transport counts and drops these before they get here
+    if (!believableTerm(this.term, msg.term)) {
+      this.refused.push({
+        peer: from,
+        reason: 'term-jump',
+        detail: `${from} sent term ${msg.term}, more than 2^32 above this node's ${this.term}; dropped`,
+      })
+      return
+    }
+    if (msg.t === 'hello') {
+      const same =
+        msg.voters.length === this.voterIds.length && msg.voters.every((v, i) => v === this.voterIds[i])
+      peer.otherVoters = same ? undefined : [...msg.voters]
+    }
+    if (peer.otherVoters) {
+      // Two member lists mean two ideas of a majority: counting this peer could make two leaders.
+      this.refused.push({
+        peer: from,
+        reason: 'member-list',
+        detail: `${from} counts voters [${peer.otherVoters.join(', ')}] but this node counts [${this.voterIds.join(', ')}]; its messages are refused until both lists are the same`,
+      })
+      return
+    }
     peer.lastContact = now
     peer.connected = true
     if (msg.term > peer.term) peer.term = msg.term
@@ -306,14 +386,14 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
         this.onVoteResponse(now, peer, msg.term, msg.granted, msg.promiseMs ?? 0)
         return
       case 'hb':
-        this.onHeartbeat(now, peer, msg.term, msg.sent)
+        this.onHeartbeat(now, peer, msg.term, msg.seq)
         return
       case 'hb-resp':
-        this.onHeartbeatResponse(now, peer, msg.term, msg.sent)
+        this.onHeartbeatResponse(now, peer, msg.term, msg.seq, msg.ack)
         return
       case 'timeout-now':
         if (msg.term === this.term && from === this.leaderId && this.mode === 'follower')
-          this.campaign(now, 'transfer')
+          this.campaign(now, 'transfer', this.stretch(Math.min(msg.waitMs, this.maxPromiseMs())))
         return
       case 'handover':
         if (msg.term === this.term && from === this.leaderId && msg.to !== this.id) {
@@ -334,8 +414,13 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     return this.leaderId !== undefined && now - this.leaderContact < this.timing.electionTimeoutMinMs
   }
 
-  private campaign(now: number, how: 'pre' | 'real' | 'transfer'): void {
+  /**
+   * @param inheritedWaitMs on a hand-over: how long (own clock) the predecessor still had to wait
+   *   before its lease could start; this candidacy waits at least as long.
+   */
+  private campaign(now: number, how: 'pre' | 'real' | 'transfer', inheritedWaitMs = 0): void {
     if (this.selfKind === 'observer' || this.mode === 'leader' || this.mode === 'stopped') return
+    if (!canAdvanceTerm(this.term)) return // the term space is used up: never send a term peers refuse
     this.votes = new Set([this.id])
     this.leaderId = undefined
     this.leaderContact = Number.NEGATIVE_INFINITY
@@ -359,7 +444,10 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     this.mode = 'candidate'
     this.transferCampaign = how === 'transfer'
     // Our own vote may break our own promise too (a campaign started on a crash hint).
-    this.votersPromiseEnd = this.transferCampaign ? Number.NEGATIVE_INFINITY : this.promisedUntil
+    this.votersPromiseEnd = Math.max(
+      now + this.brokenPromiseMs(now, this.term + 1, this.transferCampaign),
+      now + inheritedWaitMs,
+    )
     this.setHardState(this.term + 1, this.id)
     if (this.hasQuorum(this.votes)) {
       this.becomeLeader(now)
@@ -413,8 +501,7 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     if (granted) {
       this.setHardState(this.term, peer.id)
       this.resetElectionTimer(now)
-      // A hand-over's predecessor dropped its lease before asking, which releases our promise to it.
-      const promiseMs = transfer ? 0 : Math.max(0, this.promisedUntil - now)
+      const promiseMs = this.brokenPromiseMs(now, this.term, transfer)
       if (promiseMs > 0) {
         this.send(peer.id, { t: 'vote-resp', term: this.term, granted, promiseMs })
         return
@@ -436,10 +523,10 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     }
     if (this.mode !== 'candidate' || term !== this.term || !granted) return
     if (promiseMs > 0) {
-      // promiseMs ran on the voter's clock from when it sent the vote, before now; by ours, with both
-      // clocks within the drift bound, it ends no later than this.
-      const d = this.timing.maxClockDrift
-      this.votersPromiseEnd = Math.max(this.votersPromiseEnd, now + (promiseMs * (1 + d)) / (1 - d))
+      // promiseMs ran on the voter's clock from when it sent the vote, before now. No promise is longer
+      // than electionTimeoutMin, so a larger figure is a fault, capped rather than believed.
+      const ms = Math.min(promiseMs, this.maxPromiseMs())
+      this.votersPromiseEnd = Math.max(this.votersPromiseEnd, now + this.stretch(ms))
     }
     this.votes.add(peer.id)
     if (this.hasQuorum(this.votes)) this.becomeLeader(now)
@@ -454,8 +541,10 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     this.leaderSince = now
     // The previous leader's lease may still run if a voter broke its promise to it; wait that out.
     // (A lone voter has no rival to wait for.)
-    this.leaseNotBefore = this.voterCount === 1 ? now : Math.max(now, this.votersPromiseEnd)
+    this.leaseNotBefore =
+      this.voterCount === 1 || this.unsafeSkipPromiseWait ? now : Math.max(now, this.votersPromiseEnd)
     this.electionDeadline = Number.POSITIVE_INFINITY
+    this.heartbeatsSent.clear()
     for (const p of this.peers.values()) {
       p.ackedSent = Number.NEGATIVE_INFINITY
       p.healthySince = undefined
@@ -465,16 +554,34 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
   }
 
   private broadcastHeartbeat(now: number): void {
-    for (const p of this.peers.values()) this.send(p.id, { t: 'hb', term: this.term, sent: now })
+    const seq = this.heartbeatSeq(now)
+    for (const p of this.peers.values()) this.send(p.id, { t: 'hb', term: this.term, seq })
     this.heartbeatDeadline = now + this.timing.heartbeatIntervalMs
   }
 
-  private onHeartbeatResponse(now: number, peer: PeerState, term: number, sent: number): void {
+  /** Numbers a heartbeat about to go out and notes its send time; forgets those too old to matter. */
+  private heartbeatSeq(now: number): number {
+    const seq = this.nextHeartbeatSeq++
+    this.heartbeatsSent.set(seq, now)
+    // An ack of a heartbeat older than electionTimeoutMin renews nothing (the lease is shorter).
+    const horizon = now - this.timing.electionTimeoutMinMs
+    for (const [s, at] of this.heartbeatsSent) {
+      if (at >= horizon) break // insertion order is send order
+      this.heartbeatsSent.delete(s)
+    }
+    return seq
+  }
+
+  private onHeartbeatResponse(now: number, peer: PeerState, term: number, seq: number, ack: boolean): void {
     if (term > this.term) {
       this.becomeFollower(now, term, undefined)
       return
     }
-    if (this.mode !== 'leader' || term !== this.term) return
+    if (this.mode !== 'leader' || term !== this.term || !ack) return
+    // Only a heartbeat this leader sent in this term counts, timed by when it was sent (own clock): no
+    // time on the wire is believed, and a reply to an older term's heartbeat names no seq here.
+    const sent = this.heartbeatsSent.get(seq)
+    if (sent === undefined) return
     peer.role = peer.kind === 'observer' ? 'observer' : 'follower'
     // A gap longer than the election timeout restarts the peer's healthy streak.
     if (peer.healthySince === undefined || sent - peer.ackedSent > this.timing.electionTimeoutMinMs) {
@@ -508,6 +615,8 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
   private leaseValid(now: number): boolean {
     return (
       this.mode === 'leader' &&
+      now >= this.lastStepAt && // a clock that went back proves nothing until the next step
+      now >= this.leaseNotBefore &&
       now >= this.leaseNotBefore &&
       now < this.quorumAckedSent(now) + leaseDurationMs(this.timing)
     )
@@ -516,10 +625,12 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
   /** Passes leadership to the best ready voter with a TimeoutNow, then steps down at once. */
   private handOver(now: number): void {
     const target = this.handOverTarget(now)
+    // Whatever this leader still had to wait out before its own lease, its successor waits out too.
+    const waitMs = Math.max(0, this.leaseNotBefore - now)
     // Stepping down first drops the lease, so this node never claims leadership once the target may win.
     this.becomeFollower(now, this.term, undefined)
     if (target) {
-      this.send(target.id, { t: 'timeout-now', term: this.term })
+      this.send(target.id, { t: 'timeout-now', term: this.term, waitMs })
       for (const p of this.peers.values())
         if (p !== target) this.send(p.id, { t: 'handover', term: this.term, to: target.id })
       // Do not compete with the successor: wait a full timeout before campaigning ourselves.
@@ -553,10 +664,10 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
 
   // ---------------------------------------------------------------- following
 
-  private onHeartbeat(now: number, peer: PeerState, term: number, sent: number): void {
+  private onHeartbeat(now: number, peer: PeerState, term: number, seq: number): void {
     if (term < this.term) {
       // A stale leader: tell it our term so it steps down.
-      this.send(peer.id, { t: 'hb-resp', term: this.term, sent })
+      this.send(peer.id, { t: 'hb-resp', term: this.term, seq, ack: false })
       return
     }
     if (
@@ -575,10 +686,41 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     peer.role = 'leader'
     this.leaderContact = now
     // Acking this heartbeat is the promise the leader's lease rests on.
-    this.promisedUntil = Math.max(this.promisedUntil, now + this.timing.electionTimeoutMinMs)
+    this.promiseTo(this.term, now + this.timing.electionTimeoutMinMs)
     this.quickPreVoteRetry = true
     this.resetElectionTimer(now)
-    this.send(peer.id, { t: 'hb-resp', term: this.term, sent })
+    this.send(peer.id, { t: 'hb-resp', term: this.term, seq, ack: true })
+  }
+
+  private promiseTo(term: number, until: number): void {
+    if (term > this.promise.term) {
+      this.olderPromiseUntil = Math.max(this.olderPromiseUntil, this.promise.until)
+      this.promise = { term, until }
+    } else {
+      this.promise.until = Math.max(this.promise.until, until)
+    }
+  }
+
+  /**
+   * How long (own clock) the promises this node made are still owed, if it votes now for a candidate of
+   * `term`. A hand-over waives only the promise to the leader that handed over (the leader of
+   * `term − 1`, which dropped its lease before asking); promises to leaders of older terms still count.
+   */
+  private brokenPromiseMs(now: number, term: number, transfer: boolean): number {
+    const waived = transfer && this.promise.term === term - 1
+    const until = Math.max(this.olderPromiseUntil, waived ? Number.NEGATIVE_INFINITY : this.promise.until)
+    return Math.max(0, until - now)
+  }
+
+  /** A promise lasts electionTimeoutMin by the voter's clock: no broken one can have more left. */
+  private maxPromiseMs(): number {
+    return this.timing.electionTimeoutMinMs
+  }
+
+  /** A duration measured on another node's clock, as an upper bound on ours (both within the drift bound). */
+  private stretch(ms: number): number {
+    const d = this.timing.maxClockDrift
+    return (ms * (1 + d)) / (1 - d)
   }
 
   private becomeFollower(now: number, term: number, leader: string | undefined): void {
@@ -657,6 +799,8 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     this.outbox = []
     const transitions = this.transitions
     this.transitions = []
+    const refused = this.refused
+    this.refused = []
     let deadline = Number.POSITIVE_INFINITY
     if (this.mode === 'leader') {
       // Wake for the next heartbeat, and for check-quorum if no ack arrives meanwhile.
@@ -667,7 +811,7 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
     } else if (this.mode !== 'stopped' && this.mode !== 'observer') {
       deadline = this.electionDeadline
     }
-    return { persist, messages, transitions, deadline }
+    return { persist, messages, transitions, deadline, ...(refused.length > 0 ? { refused } : {}) }
   }
 
   view(now: number): MachineView {
@@ -682,15 +826,22 @@ export class RaftMachine implements ProtocolMachine<RaftMessage, RaftHardState> 
       lastContact: p.lastContact,
       reachable: p.connected,
     }))
+    const leaseEnd = this.quorumAckedSent(now) + leaseDurationMs(this.timing)
+    const valid = this.leaseValid(now)
+    const starts =
+      !valid &&
+      this.mode === 'leader' &&
+      now >= this.lastStepAt &&
+      now < this.leaseNotBefore &&
+      leaseEnd > this.leaseNotBefore
     return {
       id: this.id,
       role: this.publicRole(),
       term: this.term,
       leader,
-      isLeader: this.leaseValid(now),
-      leaseExpiresAt: this.leaseValid(now)
-        ? this.quorumAckedSent(now) + leaseDurationMs(this.timing)
-        : undefined,
+      isLeader: valid,
+      leaseExpiresAt: valid ? leaseEnd : undefined,
+      leaseStartsAt: starts ? this.leaseNotBefore : undefined,
       peers,
     }
   }

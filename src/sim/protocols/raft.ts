@@ -2,7 +2,7 @@
 
 import { InvalidOptionsError } from '../../errors.js'
 import { RaftMachine } from '../../protocol/raft/machine.js'
-import type { RaftHardState, RaftMessage } from '../../protocol/raft/messages.js'
+import { type RaftHardState, type RaftMessage, raftMessageSchema } from '../../protocol/raft/messages.js'
 import { type RaftTiming, TIMING_PROFILES, type TimingProfile } from '../../protocol/raft/options.js'
 import type { AdapterOptions, CommonInvariant, ProtocolAdapter } from '../adapter.js'
 
@@ -16,11 +16,27 @@ export function raftLivenessBoundMs(t: RaftTiming): number {
   return t.electionTimeoutMinMs + 8 * (t.electionTimeoutMaxMs + 2 * t.heartbeatIntervalMs)
 }
 
+/** What a `forge` fault sends a raft node, given the target's term. */
+function forgedMessage(what: string, term: number): RaftMessage | undefined {
+  switch (what) {
+    case 'ack':
+      // An ack of a heartbeat the target never sent (or sent in another incarnation).
+      return { t: 'hb-resp', term, seq: 1_000_000_000, ack: true }
+    case 'term-max':
+      // The frame that stopped every election: a term whose successor no schema accepts.
+      return { t: 'hb-resp', term: Number.MAX_SAFE_INTEGER, seq: 0, ack: false }
+    default:
+      return undefined
+  }
+}
+
 const ELECTION_MESSAGES = new Set(['prevote', 'prevote-resp', 'vote', 'vote-resp', 'timeout-now'])
 
 export interface RaftAdapterOptions extends AdapterOptions {
   /** Test-only: run without pre-vote, which the pre-vote check must then catch. Default true. */
   preVote?: boolean
+  /** Test-only: new leaders do not wait out broken promises, which the lease check must then catch. */
+  unsafeSkipPromiseWait?: boolean
 }
 
 export function raftAdapter(opts: RaftAdapterOptions = {}): ProtocolAdapter<RaftMessage, RaftHardState> {
@@ -55,6 +71,7 @@ export function raftAdapter(opts: RaftAdapterOptions = {}): ProtocolAdapter<Raft
         random: node.random,
         hardState: node.persisted,
         unsafeSkipVoteChecks: unsafe,
+        unsafeSkipPromiseWait: opts.unsafeSkipPromiseWait ?? false,
         preVote: opts.preVote ?? true,
       }),
     checkMessage: (from, _to, msg) => {
@@ -66,6 +83,15 @@ export function raftAdapter(opts: RaftAdapterOptions = {}): ProtocolAdapter<Raft
       }
       return undefined
     },
+    forge: (what, target) => {
+      const forged = forgedMessage(what, target.term)
+      // The codec checks every message against the schema before a machine sees it.
+      return forged === undefined
+        ? undefined
+        : raftMessageSchema.safeParse(forged).success
+          ? forged
+          : undefined
+    },
     isElectionMessage: (msg) => ELECTION_MESSAGES.has(msg.t),
     describe: (msg) => {
       switch (msg.t) {
@@ -73,14 +99,16 @@ export function raftAdapter(opts: RaftAdapterOptions = {}): ProtocolAdapter<Raft
           return `hello t${msg.term} ${msg.kind}`
         case 'prevote':
         case 'vote':
-        case 'timeout-now':
           return `${msg.t} t${msg.term}${msg.t === 'vote' && msg.transfer ? ' transfer' : ''}`
+        case 'timeout-now':
+          return `timeout-now t${msg.term} wait=${msg.waitMs.toFixed(1)}`
         case 'prevote-resp':
         case 'vote-resp':
-          return `${msg.t} t${msg.term} ${msg.granted ? 'granted' : 'refused'}`
+          return `${msg.t} t${msg.term} ${msg.granted ? 'granted' : 'refused'}${msg.t === 'vote-resp' && msg.promiseMs ? ` promise=${msg.promiseMs.toFixed(1)}` : ''}`
         case 'hb':
+          return `hb t${msg.term} #${msg.seq}`
         case 'hb-resp':
-          return `${msg.t} t${msg.term} sent=${msg.sent.toFixed(1)}`
+          return `hb-resp t${msg.term} #${msg.seq}${msg.ack ? '' : ' refused'}`
         case 'handover':
           return `handover t${msg.term} to=${msg.to}`
       }
