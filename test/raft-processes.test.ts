@@ -222,6 +222,43 @@ describe('raft across processes', { concurrency: false }, () => {
     assert.deepEqual(await c.waitForAgreement(), first)
   })
 
+  test('one forged frame naming a term near 2^53 (no key) is refused, and the cluster still elects', async () => {
+    // Before the fix this exact frame, sent once to the leader of a cluster without a key, left every
+    // node without a leader for good: the next pre-vote (term 2^53) failed every peer's schema.
+    const c = await cluster({ size: 3 })
+    c.startAll()
+    const first = await c.waitForAgreement()
+    const target = c.nodes.get(first.id) as RaftProcess
+    const address = c.members.find((m) => m.id === first.id)?.address ?? ''
+    const [host, port] = address.split(':')
+    const sender = c.members.find((m) => m.id !== first.id)?.id as string
+    const body = JSON.stringify({
+      c: 'ballot',
+      f: sender,
+      t: first.id,
+      n: 1,
+      s: 1,
+      w: Date.now(),
+      m: { t: 'hb-resp', term: 9007199254740991, seq: 0, ack: false },
+    })
+    const sock = net.connect({ host, port: Number(port) })
+    await new Promise((r) => sock.once('connect', r))
+    sock.end(encodeFrame(Buffer.concat([Buffer.from([1, 0]), Buffer.from(body)])))
+    const err = await waitFor('the refusal to be reported', () =>
+      target.events.find((e) => e.ev === 'error' && /term-jump|2\^32/.test(String(e.message))),
+    )
+    assert.equal(err.code, 'PEER_REFUSED')
+    // The leader hands over: a new term is proposed and accepted, so elections still work.
+    target.send('resign')
+    let next = await c.waitForAgreement()
+    for (let i = 0; i < 1000 && next.token <= first.token; i++) {
+      await new Promise((r) => setTimeout(r, 20))
+      next = await c.waitForAgreement()
+    }
+    assert.ok(next.token > first.token, 'a later term was elected')
+    assert.ok(next.token < 1000, `terms stayed small (token ${next.token})`)
+  })
+
   test('durable vote: the term survives a restart of every node', async () => {
     const c = await cluster({ size: 3 })
     c.startAll()

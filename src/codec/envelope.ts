@@ -34,6 +34,10 @@ export type DropReason =
   | 'schema'
   | 'unknown-peer'
   | 'misdirected'
+  /** Passed the codec, refused by the protocol: a term far above any this node knows. */
+  | 'term-jump'
+  /** Passed the codec, refused by the protocol: the sender counts another set of voters. */
+  | 'member-list'
 
 export const DROP_REASONS: readonly DropReason[] = [
   'oversized',
@@ -46,6 +50,8 @@ export const DROP_REASONS: readonly DropReason[] = [
   'schema',
   'unknown-peer',
   'misdirected',
+  'term-jump',
+  'member-list',
 ]
 
 const idSchema = z.string().min(1).max(128)

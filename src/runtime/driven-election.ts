@@ -5,7 +5,7 @@
  * `drive()`.
  */
 import type { LeaderInfo, StopOptions } from '../election.js'
-import { ClosedError } from '../errors.js'
+import { ClosedError, PeerRefusedError } from '../errors.js'
 import type { MachineView, ProtocolMachine } from '../protocol/machine.js'
 import type { Transport, TransportStats } from '../transport/transport.js'
 import type { Clock } from './clock.js'
@@ -20,6 +20,7 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
   private machineTransport: Transport<M> | undefined
   private readonly leaderSince = new Map<string, number>()
   private lastView: MachineView | undefined
+  private readonly refusalsSaid = new Set<string>()
   private started = false
   private stopped = false
 
@@ -45,6 +46,14 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
       persist,
       update: (view) => this.onView(view),
       error: (err) => this.reportError(err),
+      refused: (r) => {
+        transport.stats.drop(r.reason, r.peer)
+        // Every refused message is counted; each distinct reason for refusing a peer is said once.
+        const said = `${r.peer}\u0000${r.detail}`
+        if (this.refusalsSaid.has(said) || this.refusalsSaid.size >= 100) return
+        this.refusalsSaid.add(said)
+        this.reportError(new PeerRefusedError(r.reason, r.detail))
+      },
     })
   }
 

@@ -3,7 +3,7 @@
  * clock's time, persists what it asks to persist (before sending anything), sends its messages and
  * wakes it at the deadline it names. This thin layer owns every timer; the machine owns every decision.
  */
-import type { Input, MachineView, ProtocolMachine, Transition } from '../protocol/machine.js'
+import type { Input, MachineView, ProtocolMachine, Refusal, Transition } from '../protocol/machine.js'
 import type { Transport } from '../transport/transport.js'
 import type { Clock } from './clock.js'
 
@@ -13,6 +13,8 @@ export interface DriverHooks<P> {
   /** Called after every batch with the fresh view and the transitions it contained. */
   update: (view: MachineView, transitions: Transition[]) => void
   error: (err: Error) => void
+  /** A message the machine refused though it passed the codec (counted as a drop by the caller). */
+  refused?: (refusal: Refusal) => void
 }
 
 export class MachineDriver<M, P> {
@@ -70,6 +72,7 @@ export class MachineDriver<M, P> {
         this.hooks.error(err as Error)
       }
     }
+    for (const r of ready.refused ?? []) this.hooks.refused?.(r)
     if (sendable) for (const m of ready.messages) this.transport.send(m.to, m.msg)
     const now = this.clock.now()
     const view = this.machine.view(now)
