@@ -3,6 +3,8 @@
  *   crash     kill -9 of the leader → every survivor names the same new leader
  *   silent    SIGSTOP of the leader (a hung host) → the same
  *   handover  stop({handover:true}) of the leader → the same
+ * each with two figures: when every survivor names the new leader ("named"), and when the new leader
+ * may act: its isLeader() turns true (enterLeader), once any older lease has surely run out ("acts").
  * for the default and fast timing profiles, plus an idle stability run that counts elections when
  * nothing fails and the traffic at rest.
  *
@@ -53,9 +55,13 @@ async function agreementTime(
   return latest
 }
 
-async function measure(profile: 'default' | 'fast', kind: Kind): Promise<number[]> {
+async function measure(
+  profile: 'default' | 'fast',
+  kind: Kind,
+): Promise<{ named: number[]; acts: number[] }> {
   const c = await RaftCluster.create({ size, timing: profile })
   const out: number[] = []
+  const acts: number[] = []
   try {
     c.startAll()
     await c.waitForAgreement(undefined, 30_000)
@@ -72,6 +78,16 @@ async function measure(profile: 'default' | 'fast', kind: Kind): Promise<number[
       // A hand-over is timed from the moment the leader's stop() is called, not from our stdin write.
       if (kind === 'handover') t0 = (leader.events.find((e) => e.ev === 'stopping')?.t as number) ?? t0
       out.push(t1 - t0)
+      const next = c.agreedLeader()
+      const successor = next && c.nodes.get(next.id)
+      if (successor) {
+        const enter = await waitFor(
+          'the new leader to hold its lease',
+          () => successor.events.find((e) => e.ev === 'lead' && e.leading === true && (e.t as number) >= t0),
+          30_000,
+        )
+        acts.push((enter.t as number) - t0)
+      }
       if (kind === 'silent') leader.kill('SIGKILL')
       await leader.waitExit()
       c.start(lead.id) // back to full strength for the next run
@@ -80,7 +96,7 @@ async function measure(profile: 'default' | 'fast', kind: Kind): Promise<number[
   } finally {
     await c.close()
   }
-  return out
+  return { named: out, acts }
 }
 
 async function stability(profile: 'default' | 'fast', seconds: number) {
@@ -116,12 +132,17 @@ const rows: Array<Record<string, string | number>> = []
 const json: Record<string, unknown> = { nodes: size, runs }
 for (const profile of (args.profiles as string).split(',') as Array<'default' | 'fast'>) {
   for (const kind of (args.kinds as string).split(',').filter(Boolean) as Kind[]) {
-    const samples = await measure(profile, kind)
-    const s = summarize(samples)
-    // Raw samples too, so an outlier in p99 can be told from a trend.
-    json[`${profile}.${kind}`] = { ...s, samples: samples.map((x) => Math.round(x * 10) / 10) }
-    rows.push({ profile, kind, ...s })
-    console.error(`${profile} ${kind}: p50 ${s.p50} ms, p99 ${s.p99} ms`)
+    const { named, acts } = await measure(profile, kind)
+    for (const [figure, samples] of [
+      ['named', named],
+      ['acts', acts],
+    ] as const) {
+      const s = summarize(samples)
+      // Raw samples too, so an outlier in p99 can be told from a trend.
+      json[`${profile}.${kind}.${figure}`] = { ...s, samples: samples.map((x) => Math.round(x * 10) / 10) }
+      rows.push({ profile, kind, figure, ...s })
+      console.error(`${profile} ${kind} ${figure}: p50 ${s.p50} ms, p99 ${s.p99} ms`)
+    }
   }
 }
 const stabilityS = Number(args['stability-s'])
