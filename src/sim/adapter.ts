@@ -66,6 +66,8 @@ export interface ProtocolAdapter<M, P> {
   readonly agreement?: 'majority' | 'any'
   /** The leader promised once the network is quiet, given the live voters' ids (bully: the highest). */
   expectedLeader?(live: string[]): string | undefined
+  /** What the 'fencing' check means for this protocol (see CheckerOptions.fencing). Default 'monotonic'. */
+  readonly fencing?: 'monotonic' | 'unique'
   create(node: CreateNode<P>): ProtocolMachine<M, P>
   checkMessage?(from: SimMember, to: SimMember, msg: M): { invariant: string; message: string } | undefined
   /**

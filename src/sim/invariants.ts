@@ -35,6 +35,8 @@ interface NodeStatus {
   ghostToken: number
   /** Until when (real time) the node's clock is beyond the drift bound (it jumped). */
   outOfBoundUntil: number
+  /** The largest token this node has led with (fencing 'unique'). */
+  lastOwnToken: number
 }
 
 export interface CheckerOptions {
@@ -48,6 +50,12 @@ export interface CheckerOptions {
   agreement?: 'majority' | 'any'
   /** The leader the protocol promises once the network is quiet, given the live voters (bully: the highest). */
   expectedLeader?: (live: string[]) => string | undefined
+  /**
+   * What 'fencing' means: 'monotonic' (default): every leadership that starts carries a larger token
+   * than every earlier one; 'unique': no two nodes ever lead with one token and each node's tokens grow
+   * (protocols that may lead on both sides of a partition).
+   */
+  fencing?: 'monotonic' | 'unique'
 }
 
 export class InvariantChecker {
@@ -70,6 +78,8 @@ export class InvariantChecker {
   private readonly on: ReadonlySet<CommonInvariant>
   private readonly leaderOfTerm = new Map<number, string>()
   private lastLeaseToken = Number.NEGATIVE_INFINITY
+  /** Fencing 'unique': which node first led with each token. */
+  private readonly tokenHolder = new Map<number, number>()
   private lastLeaseNode = -1
   private preVoteGuard: { node: number; term: number } | undefined
   private readonly reported = new Set<string>()
@@ -90,6 +100,7 @@ export class InvariantChecker {
       ghostEnd: Number.NEGATIVE_INFINITY,
       ghostToken: 0,
       outOfBoundUntil: Number.NEGATIVE_INFINITY,
+      lastOwnToken: Number.NEGATIVE_INFINITY,
     }))
     this.voterCount = opts.members.filter((m) => m.kind === 'voter').length
   }
@@ -188,7 +199,8 @@ export class InvariantChecker {
     if (s.observer && this.on.has('observer')) this.fail('observer', now, `observer ${s.id} claims isLeader`)
     const starting = !(s.leasing && s.leaseEnd > now) || s.leaseToken !== token
     if (starting) {
-      if (this.on.has('fencing')) {
+      if (this.on.has('fencing') && this.opts.fencing === 'unique') this.uniqueToken(s, node, token, now)
+      else if (this.on.has('fencing')) {
         if (token < this.lastLeaseToken || (token === this.lastLeaseToken && node !== this.lastLeaseNode)) {
           const prev = this.nodes[this.lastLeaseNode]?.id
           this.fail(
@@ -224,6 +236,26 @@ export class InvariantChecker {
       )
     }
     this.evaluate(now)
+  }
+
+  /**
+   * Fencing for protocols that may lead on both sides of a partition (bully): no token is ever used by
+   * two nodes, and each node's leaderships carry growing tokens. (Across a partition, a later
+   * leadership may carry a smaller token than one the other side started: downstream keeps the larger.)
+   */
+  private uniqueToken(s: NodeStatus, node: number, token: number, now: number): void {
+    const holder = this.tokenHolder.get(token)
+    if (holder !== undefined && holder !== node) {
+      this.fail(
+        'fencing',
+        now,
+        `${s.id} leads with token ${token}, which ${this.nodes[holder]?.id} led with too`,
+      )
+    } else if (token < s.lastOwnToken) {
+      this.fail('fencing', now, `${s.id} leads with token ${token} after leading with ${s.lastOwnToken}`)
+    }
+    this.tokenHolder.set(token, node)
+    s.lastOwnToken = Math.max(s.lastOwnToken, token)
   }
 
   /** Tracks spans with more than one node claiming isLeader(). */

@@ -172,6 +172,7 @@ class Simulation<M, P> {
       invariants: adapter.invariants,
       agreement: adapter.agreement,
       expectedLeader: adapter.expectedLeader,
+      fencing: adapter.fencing,
       members: this.members,
       stability: this.scenario.stability ?? false,
       healAt: this.healAt,

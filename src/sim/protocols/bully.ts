@@ -43,7 +43,7 @@ export function bullyAdapter(opts: AdapterOptions = {}): ProtocolAdapter<BullyMe
   }
   if (opts.unsafe) throw new InvalidOptionsError('--unsafe-skip-vote-checks', 'applies to raft only')
   const timing: BullyTiming = { ...BULLY_TIMING_PROFILES[profile as BullyTimingProfile] }
-  const invariants = new Set<CommonInvariant>(['liveness', 'stability'])
+  const invariants = new Set<CommonInvariant>(['liveness', 'stability', 'fencing'])
   return {
     name: 'bully',
     timing: {
@@ -55,6 +55,7 @@ export function bullyAdapter(opts: AdapterOptions = {}): ProtocolAdapter<BullyMe
     livenessBoundMs: bullyLivenessBoundMs(timing),
     invariants,
     agreement: 'any',
+    fencing: 'unique',
     expectedLeader: (live) =>
       live.reduce<string | undefined>(
         (best, id) => (best === undefined || simPid(id) > simPid(best) ? id : best),
