@@ -69,7 +69,7 @@ export class ZooKeeperServer {
         `clientPort=${this.port}`,
         'clientPortAddress=127.0.0.1',
         'admin.enableServer=false',
-        '4lw.commands.whitelist=ruok,srvr,stat,cons',
+        '4lw.commands.whitelist=ruok,srvr,stat,cons,wchc,wchp',
         'maxClientCnxns=0',
         '',
       ].join('\n'),
