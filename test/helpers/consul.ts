@@ -110,14 +110,14 @@ export class ConsulAgent {
   }
 
   /**
-   * `consul lock PREFIX sh -c SCRIPT` as a child process (ended by PID; SIGINT makes consul lock
-   * release the lock, destroy its session and delete the key).
+   * `consul lock PREFIX SCRIPT` as a child process (consul lock runs SCRIPT through a shell itself;
+   * ended by PID; SIGINT makes consul lock release the lock, destroy its session and delete the key).
    */
   lock(prefix: string, script: string, extra: string[] = []): OwnedProcess {
     return new OwnedProcess(
       'consul lock',
       service('BALLOT_CONSUL'),
-      ['lock', `-http-addr=${this.address}`, ...extra, prefix, 'sh', '-c', script],
+      ['lock', `-http-addr=${this.address}`, ...extra, prefix, script],
       { env: { ...process.env, CHECKPOINT_DISABLE: '1' } },
     )
   }
