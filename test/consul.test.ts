@@ -92,7 +92,11 @@ describe('Consul backend', () => {
     assert.equal(BigInt(kv!.Flags!), CONSUL_LOCK_FLAGS)
     assert.equal(kv!.CreateIndex, '18446744073709551615')
     assert.equal(kv!.Key, 'a","Flags":1')
-    assert.notEqual(BigInt(JSON.parse('3304740253564472344')), CONSUL_LOCK_FLAGS, 'plain JSON.parse rounds it')
+    assert.notEqual(
+      BigInt(JSON.parse('3304740253564472344')),
+      CONSUL_LOCK_FLAGS,
+      'plain JSON.parse rounds it',
+    )
   })
 
   test("the session and the key are consul lock's: TTL, lock-delay, release, serfHealth, flags", async () => {
