@@ -45,7 +45,10 @@ export interface ZooKeeperBackendOptions {
   sessionTimeoutMs?: number
   /** How long `connect()`/`openSession()` wait for a connection before failing with STORE_UNAVAILABLE (ms). Default 5000. */
   connectTimeoutMs?: number
-  /** A request unanswered this long fails with STORE_UNAVAILABLE and puts the connection in doubt (ms). Default 5000. */
+  /**
+   * A request unanswered this long fails with STORE_UNAVAILABLE and puts the connection in doubt (ms).
+   * Default: 2/3 of the session's negotiated timeout (the Java client's read timeout).
+   */
   requestTimeoutMs?: number
 }
 
@@ -121,7 +124,7 @@ export class ZooKeeperBackend implements LeaseBackend {
   private readonly connectString: string
   private readonly sessionTimeoutMs: number
   private readonly connectTimeoutMs: number
-  private readonly requestTimeoutMs: number
+  private readonly requestTimeoutOption: number | undefined
   private zk: ZkModule | undefined
   private events: BackendEvents | undefined
   private conn: Conn | undefined
@@ -153,7 +156,8 @@ export class ZooKeeperBackend implements LeaseBackend {
       )
     this.sessionTimeoutMs = positive('sessionTimeoutMs', opts.sessionTimeoutMs ?? 10_000)
     this.connectTimeoutMs = positive('connectTimeoutMs', opts.connectTimeoutMs ?? 5000)
-    this.requestTimeoutMs = positive('requestTimeoutMs', opts.requestTimeoutMs ?? 5000)
+    this.requestTimeoutOption =
+      opts.requestTimeoutMs === undefined ? undefined : positive('requestTimeoutMs', opts.requestTimeoutMs)
   }
 
   async connect(events: BackendEvents, _opts: { watchOnly: boolean }): Promise<void> {
@@ -337,7 +341,8 @@ export class ZooKeeperBackend implements LeaseBackend {
       conn.client.once('disconnected', () => resolve())
     })
     conn.client.close()
-    if (wasConnected) await withTimeout(done, this.requestTimeoutMs, () => new Error('close')).catch(() => {})
+    if (wasConnected)
+      await withTimeout(done, this.requestTimeout(conn), () => new Error('close')).catch(() => {})
     conn.client.removeAllListeners()
   }
 
@@ -406,6 +411,10 @@ export class ZooKeeperBackend implements LeaseBackend {
    * One request with a callback, as a promise of the callback's results, bounded by requestTimeoutMs;
    * maps ZooKeeper errors (NO_NODE and NODE_EXISTS are left for the caller).
    */
+  private requestTimeout(conn: Conn): number {
+    return this.requestTimeoutOption ?? Math.max(200, Math.floor((conn.client.getSessionTimeout() * 2) / 3))
+  }
+
   private call(
     conn: Conn,
     what: string,
@@ -413,23 +422,30 @@ export class ZooKeeperBackend implements LeaseBackend {
     run: (cb: (err: unknown, ...results: any[]) => void) => void,
   ): Promise<unknown[]> {
     const zk = this.zk!
+    const timeoutMs = this.requestTimeout(conn)
+    // While disconnected the client would queue the request until it reconnects: fail at once instead
+    // (Curator's ConnectionLoss); the reconnect reads the line again.
+    if (conn.doubt && conn.client.getState() !== zk.State.SYNC_CONNECTED)
+      return Promise.reject(
+        new StoreError('STORE_UNAVAILABLE', STORE, `${what}: not connected to ${this.connectString}`),
+      )
     const request = new Promise<unknown[]>((resolve, reject) => {
       run((err, ...results) => {
         if (err) reject(err)
         else resolve(results)
       })
     })
-    return withTimeout(request, this.requestTimeoutMs, () => {
+    return withTimeout(request, timeoutMs, () => {
       if (!conn.doubt && !conn.closing && conn === this.conn) {
         conn.doubt = true
         this.events?.suspended(
-          new StoreError('STORE_UNAVAILABLE', STORE, `${what} unanswered for ${this.requestTimeoutMs} ms`),
+          new StoreError('STORE_UNAVAILABLE', STORE, `${what} unanswered for ${timeoutMs} ms`),
         )
       }
       return new StoreError(
         'STORE_UNAVAILABLE',
         STORE,
-        `${what} on ${this.connectString}: no answer within ${this.requestTimeoutMs} ms`,
+        `${what} on ${this.connectString}: no answer within ${timeoutMs} ms`,
       )
     }).then(
       (result) => {
