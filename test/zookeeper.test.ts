@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test'
 import zookeeper from 'node-zookeeper-client'
 import { SessionLostError, StoreError } from '../src/errors.js'
 import type { LineEntry } from '../src/lease/backend.js'
+import { loadOptional } from '../src/lease/stores/optional.js'
 import { ZooKeeperBackend, type ZooKeeperBackendOptions } from '../src/lease/stores/zookeeper.js'
 import { Recorder } from './helpers/backend-recorder.js'
 import { CuratorParticipant } from './helpers/curator.js'
@@ -311,6 +312,16 @@ describe('ZooKeeper backend', () => {
     await b.join({ id: 'cut' })
     await f.events.waitLine(['cut'])
     await b.keepAlive()
+  })
+
+  test('a store client package that is not installed is named in the error', async () => {
+    const pkg = 'ballot-no-such-client-package'
+    await assert.rejects(
+      loadOptional(pkg, 'zookeeper', () => import(pkg)),
+      (err: Error & { code?: string }) =>
+        err.code === 'INVALID_OPTIONS' &&
+        err.message === `store: the zookeeper backend needs the package "${pkg}": npm install ${pkg}`,
+    )
   })
 
   test('bad configuration: one clear error with a stable code', async () => {

@@ -5,7 +5,7 @@
  */
 import { InvalidOptionsError } from '../../errors.js'
 
-/** `import()` of an optional package; `field` is the option that asked for it (for the error). */
+/** `import()` of an optional package; a missing package becomes an INVALID_OPTIONS error naming it. */
 export async function loadOptional<T>(pkg: string, store: string, load: () => Promise<T>): Promise<T> {
   try {
     return await load()
