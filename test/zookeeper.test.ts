@@ -41,11 +41,11 @@ function backend(opts: Partial<ZooKeeperBackendOptions> & { path: string }, serv
 }
 
 /** A candidate: connected, a session open, joined under `id`. */
-async function candidate(path: string, id: string, server = zk) {
+async function candidate(path: string, id: string, server = zk, ttlMs = TTL) {
   const events = new Recorder(id)
-  const b = backend({ path }, server)
+  const b = backend({ path, sessionTimeoutMs: ttlMs }, server)
   await b.connect(events, { watchOnly: false })
-  const session = await b.openSession(TTL)
+  const session = await b.openSession(ttlMs)
   const entry = await b.join({ id, address: `10.0.0.1:${id.length}`, tags: { id } })
   return { b, events, session, entry }
 }
@@ -262,7 +262,9 @@ describe('ZooKeeper backend', () => {
     const server = await ZooKeeperServer.start()
     servers.push(server)
     const path = uniquePath('restart')
-    const a = await candidate(path, 'a', server)
+    // The longest session the server grants (20 × tickTime), so a slow restart on a busy machine
+    // still ends in `resumed` (ZooKeeper gives restored sessions a fresh timeout when it loads them).
+    const a = await candidate(path, 'a', server, 4000)
     const f = await follower(path, server)
     await f.events.waitLine(['a'])
     const from = a.events.log.length

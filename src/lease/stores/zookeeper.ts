@@ -70,6 +70,8 @@ class Conn {
   expired = false
   /** Given out by openSession (its ephemeral nodes belong to the driver's session). */
   handedOut = false
+  /** While disconnected: checks that a reconnect attempt does not hang in its handshake. */
+  handshakeWatch: ReturnType<typeof setInterval> | undefined
   readonly watcher: (event: Zk.Event) => void
 
   constructor(
@@ -335,6 +337,7 @@ export class ZooKeeperBackend implements LeaseBackend {
   private async closeConn(conn: Conn): Promise<void> {
     if (conn.closing) return
     conn.closing = true
+    this.unwatchHandshake(conn)
     const zk = this.zk!
     const wasConnected = conn.client.getState() === zk.State.SYNC_CONNECTED && !conn.expired
     const done = new Promise<void>((resolve) => {
@@ -351,6 +354,7 @@ export class ZooKeeperBackend implements LeaseBackend {
     if (conn.closing || this.closed) return
     const current = conn === this.conn
     if (state === zk.State.DISCONNECTED) {
+      this.watchHandshake(conn)
       if (!conn.doubt) {
         conn.doubt = true
         if (current)
@@ -359,6 +363,7 @@ export class ZooKeeperBackend implements LeaseBackend {
           )
       }
     } else if (state === zk.State.SYNC_CONNECTED) {
+      this.unwatchHandshake(conn)
       if (conn.client.getSessionId().toString('hex') !== conn.sessionId) return
       if (conn.doubt) {
         conn.doubt = false
@@ -366,6 +371,7 @@ export class ZooKeeperBackend implements LeaseBackend {
       }
       if (current) void this.refresh()
     } else if (state === zk.State.EXPIRED) {
+      this.unwatchHandshake(conn)
       conn.expired = true
       conn.doubt = false
       if (!current) return
@@ -373,6 +379,33 @@ export class ZooKeeperBackend implements LeaseBackend {
       this.events?.sessionLost(new SessionLostError(STORE, `session ${conn.sessionId} expired`))
       if (!conn.handedOut) void this.reconnect()
     }
+  }
+
+  /**
+   * node-zookeeper-client has no timeout on the handshake after the TCP connect: a server that accepts the
+   * connection while it is still starting (seen after a restart) can leave it CONNECTING for ever. The
+   * Java client bounds the handshake by its connect timeout; so does this, by closing a socket that stays
+   * in the handshake for a third of the session timeout, which makes the client try again.
+   */
+  private watchHandshake(conn: Conn): void {
+    if (conn.handshakeWatch) return
+    const periodMs = Math.max(200, Math.floor(conn.client.getSessionTimeout() / 3))
+    const manager = (
+      conn.client as unknown as { connectionManager?: { state?: number; socket?: { destroy(): void } } }
+    ).connectionManager
+    let seen: unknown
+    conn.handshakeWatch = setInterval(() => {
+      if (!manager || conn.closing) return this.unwatchHandshake(conn)
+      const CONNECTING = 1
+      if (manager.state === CONNECTING && manager.socket && manager.socket === seen) manager.socket.destroy()
+      seen = manager.state === CONNECTING ? manager.socket : undefined
+    }, periodMs)
+    conn.handshakeWatch.unref?.()
+  }
+
+  private unwatchHandshake(conn: Conn): void {
+    if (conn.handshakeWatch) clearInterval(conn.handshakeWatch)
+    conn.handshakeWatch = undefined
   }
 
   /** A watch-only connection whose session expired: open another (with backoff) to keep following the line. */
