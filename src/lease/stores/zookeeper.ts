@@ -171,8 +171,12 @@ export class ZooKeeperBackend implements LeaseBackend {
     this.dirty = true
     await this.refresh()
     if (this.fault) {
+      // Refused: nothing is left open (a later connect, once the path is fixed, starts afresh).
       const fault = this.fault
-      await this.close()
+      this.conn = undefined
+      this.events = undefined
+      this.lastLine = ''
+      await this.closeConn(conn)
       throw fault
     }
   }
