@@ -41,8 +41,8 @@ fi
 if [ ${#need[@]} -gt 0 ]; then
   log "installing from Debian: ${need[*]}"
   apt-get "${apt_wait[@]}" update -qq
-  # Nothing here should start a service: the packages' own units may start (redis, postgresql) on a
-  # machine with an init system, which the tests do not use or need.
+  # On a machine with an init system the packages' own units may start redis or postgresql; the tests
+  # neither use nor need them (each test starts its own server).
   DEBIAN_FRONTEND=noninteractive apt-get "${apt_wait[@]}" install -y -qq "${need[@]}" >/dev/null
 fi
 
@@ -84,5 +84,4 @@ if ! consul_ok; then
 fi
 
 # Where each binary is (the tests find them the same way: test/helpers/services.ts).
-# shellcheck source=services-env.sh
 BALLOT_SERVICES_DIR="$services_dir" bash "$here/services-env.sh" --check
