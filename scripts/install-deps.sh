@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to run every ballot test: system packages for the
-# network-namespace tests (iproute2, nftables) and util-linux's setpriv (for `ballot exec`), then the
-# npm dependencies. Safe to run again; does nothing that is already done.
+# network-namespace tests (iproute2, nftables) and util-linux's setpriv (for `ballot exec`), the store
+# servers the lease-driver tests start (scripts/install-services.sh), then the npm dependencies. Safe to run again; does nothing that is already done.
 set -euo pipefail
 
 need=()
@@ -19,6 +19,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cd "$(dirname "$0")/.."
+bash scripts/install-services.sh
 # `npm install`, not `npm ci`: the registry this project is built against does not carry every
 # platform's optional binary (e.g. @biomejs/cli-darwin-x64), so the lockfile cannot list them and
 # `npm ci` refuses it as out of sync. `npm install` still installs the locked versions.

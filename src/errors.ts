@@ -11,6 +11,9 @@ export type ErrorCode =
   | 'CALLBACK_FAILED'
   | 'TRANSPORT'
   | 'PERSISTENCE'
+  | 'STORE_UNAVAILABLE'
+  | 'STORE_REFUSED'
+  | 'SESSION_LOST'
 
 export class BallotError extends Error {
   readonly code: ErrorCode
@@ -75,5 +78,33 @@ export class TransportError extends BallotError {
 export class PersistenceError extends BallotError {
   constructor(message: string, options?: ErrorOptions) {
     super('PERSISTENCE', message, options)
+  }
+}
+
+/**
+ * A coordination store (etcd, ZooKeeper, Consul, ...) failed a request. `STORE_UNAVAILABLE`: it could
+ * not be reached or did not answer in time (worth retrying). `STORE_REFUSED`: it answered no (bad
+ * configuration, foreign data where the election lives, a conflicting lock); retrying will not help
+ * until someone fixes that. `store` names the store ('zookeeper', 'consul', ...).
+ */
+export class StoreError extends BallotError {
+  readonly store: string
+  constructor(
+    code: 'STORE_UNAVAILABLE' | 'STORE_REFUSED',
+    store: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(code, `${store}: ${message}`, options)
+    this.store = store
+  }
+}
+
+/** The store's session is gone for good (expired, revoked, destroyed): a new one is needed. */
+export class SessionLostError extends BallotError {
+  readonly store: string
+  constructor(store: string, message: string, options?: ErrorOptions) {
+    super('SESSION_LOST', `${store}: ${message}`, options)
+    this.store = store
   }
 }

@@ -1,0 +1,124 @@
+/**
+ * A `consul agent -dev` (Consul 1.8.7, from Debian bullseye; see scripts/install-services.sh) with every
+ * address on 127.0.0.1 and every port free, a temporary data/config directory, no update checks. Ready
+ * once the HTTP API names a raft leader. `stop()` then `start()` reuses the ports; a dev agent keeps its
+ * state in memory, so a restart loses every session and key (which is how the tests lose a session).
+ * Also runs `consul lock` against it.
+ */
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { freePorts, OwnedProcess, removeTempDir, service, tempDir, waitUntil } from './services.js'
+
+export class ConsulAgent {
+  private proc: OwnedProcess | undefined
+  private constructor(
+    readonly dir: string,
+    readonly ports: { http: number; dns: number; serfLan: number; serfWan: number; server: number },
+  ) {}
+
+  /** `http://127.0.0.1:port` */
+  get address(): string {
+    return `http://127.0.0.1:${this.ports.http}`
+  }
+
+  static async start(): Promise<ConsulAgent> {
+    service('BALLOT_CONSUL')
+    const [http, dns, serfLan, serfWan, server] = (await freePorts(5)) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+    ]
+    const agent = new ConsulAgent(tempDir('consul'), { http, dns, serfLan, serfWan, server })
+    try {
+      await agent.start()
+    } catch (err) {
+      await agent.close()
+      throw err
+    }
+    return agent
+  }
+
+  async start(): Promise<void> {
+    if (this.proc?.running) throw new Error('consul is already running')
+    const config = join(this.dir, 'config.json')
+    writeFileSync(
+      config,
+      JSON.stringify({
+        bind_addr: '127.0.0.1',
+        client_addr: '127.0.0.1',
+        advertise_addr: '127.0.0.1',
+        disable_update_check: true,
+        log_level: 'warn',
+        ports: {
+          http: this.ports.http,
+          https: -1,
+          grpc: -1,
+          dns: this.ports.dns,
+          serf_lan: this.ports.serfLan,
+          serf_wan: this.ports.serfWan,
+          server: this.ports.server,
+        },
+      }),
+    )
+    const proc = new OwnedProcess(
+      'consul',
+      service('BALLOT_CONSUL'),
+      ['agent', '-dev', '-node', 'ballot-test', `-config-file=${config}`],
+      { cwd: this.dir, env: { ...process.env, CHECKPOINT_DISABLE: '1' } },
+    )
+    this.proc = proc
+    await waitUntil(
+      `consul on port ${this.ports.http} to elect a leader`,
+      async () => {
+        if (!proc.running) throw new Error(`consul exited (${proc.exitCode}):\n${proc.tail()}`)
+        try {
+          const res = await fetch(`${this.address}/v1/status/leader`, { signal: AbortSignal.timeout(1000) })
+          const leader = (await res.json()) as string
+          return res.ok && leader !== ''
+        } catch {
+          return false
+        }
+      },
+      30_000,
+      25,
+    )
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.running ? this.proc.pid : undefined
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    await this.proc?.stop(signal)
+  }
+
+  async close(): Promise<void> {
+    await this.stop()
+    removeTempDir(this.dir)
+  }
+
+  /** Raw HTTP against the agent (for checks that must not go through the backend's client). */
+  async http(method: string, path: string, body?: string): Promise<{ status: number; text: string }> {
+    const res = await fetch(`${this.address}${path}`, {
+      method,
+      body,
+      signal: AbortSignal.timeout(10_000),
+    })
+    return { status: res.status, text: await res.text() }
+  }
+
+  /**
+   * `consul lock PREFIX SCRIPT` as a child process (consul lock runs SCRIPT through a shell itself;
+   * ended by PID; SIGINT makes consul lock release the lock, destroy its session and delete the key).
+   */
+  lock(prefix: string, script: string, extra: string[] = []): OwnedProcess {
+    return new OwnedProcess(
+      'consul lock',
+      service('BALLOT_CONSUL'),
+      ['lock', `-http-addr=${this.address}`, ...extra, prefix, script],
+      { env: { ...process.env, CHECKPOINT_DISABLE: '1' } },
+    )
+  }
+}
