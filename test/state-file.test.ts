@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import { z } from 'zod'
 import { PersistenceError } from '../src/errors.js'
-import { StateFile } from '../src/runtime/state-file.js'
+import { nodeStateFileSystem, StateFile, type StateFileSystem } from '../src/runtime/state-file.js'
 
 const schema = z.object({ term: z.number(), votedFor: z.string().optional() })
 const dirs: string[] = []
@@ -40,6 +40,35 @@ describe('StateFile', () => {
     )
   })
 
+  test('save syncs the directory after the file is in place, and a failed directory sync is reported', () => {
+    const dir = tempDir()
+    const calls: string[] = []
+    let failDirSync = false
+    const fs: StateFileSystem = {
+      writeAtomic: (path, data) => {
+        nodeStateFileSystem.writeAtomic(path, data)
+        calls.push(`write ${path}`)
+      },
+      syncDir: (d) => {
+        calls.push(`syncDir ${d}`)
+        if (failDirSync) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })
+        nodeStateFileSystem.syncDir(d)
+      },
+    }
+    const file = new StateFile(dir, schema, 'state.json', { fs })
+    file.save({ term: 1 })
+    assert.deepEqual(calls, [`write ${join(dir, 'state.json')}`, `syncDir ${dir}`])
+    failDirSync = true
+    assert.throws(
+      () => file.save({ term: 2 }),
+      (e) =>
+        e instanceof PersistenceError &&
+        e.code === 'PERSISTENCE' &&
+        /cannot sync its directory/.test(e.message) &&
+        (e.cause as NodeJS.ErrnoException).code === 'EIO',
+    )
+  })
+
   test('save syncs the directory after the rename (seen with strace)', (t) => {
     const which = spawnSync('strace', ['-V'])
     if (which.error) {
@@ -61,12 +90,12 @@ describe('StateFile', () => {
     assert.ok(renamed >= 0, 'the state file is renamed into place')
     const rest = lines.slice(renamed + 1)
     const opened = rest
-      .map((l) => l.match(new RegExp(`open(?:at)?\\(.*"${dir}".*\\) = (\\d+)`)))
+      .map((l) => l.match(new RegExp(`open(?:at)?\\(.*"${dir}".*\\)\\s+= (\\d+)`)))
       .find((m) => m !== null)
     assert.ok(opened, `the directory is opened after the rename:\n${rest.slice(0, 20).join('\n')}`)
     const fd = opened[1]
     assert.ok(
-      rest.some((l) => new RegExp(`\\bf(?:data)?sync\\(${fd}\\) = 0`).test(l)),
+      rest.some((l) => new RegExp(`\\bf(?:data)?sync\\(${fd}\\)\\s+= 0`).test(l)),
       'and synced',
     )
   })
