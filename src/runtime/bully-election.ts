@@ -34,6 +34,7 @@ import { TcpTransport } from '../transport/tcp.js'
 import type { Transport, TransportHandlers, TransportStats } from '../transport/transport.js'
 import { type Clock, realClock } from './clock.js'
 import { DrivenElection } from './driven-election.js'
+import type { HardStateStore } from './hard-state-store.js'
 import { StateFile } from './state-file.js'
 import { resolveTimingOption } from './timing.js'
 
@@ -64,6 +65,11 @@ export interface BullyElectionOptions {
   timing?: BullyTimingProfile | Partial<BullyTiming>
   /** Directory where the highest epoch seen is kept, so a restarted node never reuses a fencing token. */
   dataDir?: string
+  /**
+   * Where to keep the highest epoch instead of a file in `dataDir` (another durable medium; tests pass
+   * one that fails on demand). Its `save` must not return before the state is durable.
+   */
+  stateStore?: HardStateStore<BullyHardState>
   /** Max time a state callback runs before its signal aborts (ms). Default 10 000. */
   callbackTimeoutMs?: number
   /** Largest message accepted (bytes). Default 64 KiB. */
@@ -89,7 +95,7 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
   /** The unicast address carried in this node's messages (TCP host:port, or the interface IP). */
   readonly advertisedAddress: string
   private readonly machine: BullyMachine
-  private readonly stateFile: StateFile<BullyHardState> | undefined
+  private readonly stateStore: HardStateStore<BullyHardState> | undefined
 
   constructor(opts: BullyElectionOptions) {
     const clock = opts.clock ?? realClock
@@ -122,16 +128,16 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
       peers = (opts.nodes ?? []).map(parseNode).filter((p) => p.id !== this.id && p.address !== advertise)
     }
 
-    this.stateFile = opts.dataDir
-      ? new StateFile(opts.dataDir, bullyHardStateSchema, 'bully-state.json')
-      : undefined
+    this.stateStore =
+      opts.stateStore ??
+      (opts.dataDir ? new StateFile(opts.dataDir, bullyHardStateSchema, 'bully-state.json') : undefined)
     this.machine = new BullyMachine({
       id: this.id,
       pid,
       address: this.advertisedAddress,
       timing,
       peers: peers.map((p) => ({ id: p.id, address: p.address })),
-      hardState: this.stateFile?.load(),
+      hardState: this.stateStore?.load(),
     })
     const codec = new Codec<BullyMessage>({
       cluster: opts.cluster ?? 'ballot',
@@ -160,7 +166,7 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
         }),
       )
     }
-    this.drive(this.machine, transport, this.stateFile ? (s) => this.stateFile?.save(s) : undefined)
+    this.drive(this.machine, transport, this.stateStore ? (s) => this.stateStore?.save(s) : undefined)
   }
 
   clusterState(): ClusterState {

@@ -25,6 +25,7 @@ import { parseHostPort } from '../transport/address.js'
 import { TcpTransport } from '../transport/tcp.js'
 import { type Clock, realClock } from './clock.js'
 import { DrivenElection } from './driven-election.js'
+import type { HardStateStore } from './hard-state-store.js'
 import { StateFile } from './state-file.js'
 import { resolveTimingOption } from './timing.js'
 
@@ -52,6 +53,11 @@ export interface RaftElectionOptions {
    * become possible. Use it in production.
    */
   dataDir?: string
+  /**
+   * Where to keep the durable term and vote instead of a file in `dataDir` (another durable medium;
+   * tests pass one that fails on demand). Its `save` must not return before the state is durable.
+   */
+  stateStore?: HardStateStore<RaftHardState>
   /** This node's tags, announced to every member. */
   tags?: Record<string, string>
   /** Pre-vote (default true). */
@@ -71,7 +77,7 @@ export function resolveTiming(timing: RaftElectionOptions['timing']): RaftTiming
 export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
   private readonly opts: RaftElectionOptions
   private readonly addresses: Map<string, string>
-  private readonly stateFile: StateFile<RaftHardState> | undefined
+  private readonly stateStore: HardStateStore<RaftHardState> | undefined
   private readonly resolvedTiming: RaftTiming
 
   constructor(opts: RaftElectionOptions) {
@@ -83,9 +89,9 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
     if (!self) throw new InvalidOptionsError('id', `this node (${opts.id}) is not in the member list`)
     for (const m of opts.members) parseHostPort(m.address, `members.${m.id}.address`)
     const listen = parseHostPort(opts.listen ?? self.address, 'listen')
-    this.stateFile = opts.dataDir
-      ? new StateFile(opts.dataDir, raftHardStateSchema, 'raft-state.json')
-      : undefined
+    this.stateStore =
+      opts.stateStore ??
+      (opts.dataDir ? new StateFile(opts.dataDir, raftHardStateSchema, 'raft-state.json') : undefined)
     this.resolvedTiming = resolveTiming(opts.timing)
     const machine = new RaftMachine({
       id: opts.id,
@@ -93,7 +99,7 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
       timing: this.resolvedTiming,
       random: opts.random ?? Math.random,
       tags: opts.tags,
-      hardState: this.stateFile?.load(),
+      hardState: this.stateStore?.load(),
       preVote: opts.preVote,
     })
     const codec = new Codec<RaftMessage>({
@@ -121,7 +127,7 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
         }
       },
     })
-    this.drive(machine, transport, this.stateFile ? (s) => this.stateFile?.save(s) : undefined)
+    this.drive(machine, transport, this.stateStore ? (s) => this.stateStore?.save(s) : undefined)
   }
 
   get id(): string {
