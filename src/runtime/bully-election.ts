@@ -94,8 +94,8 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
   readonly id: string
   /** The unicast address carried in this node's messages (TCP host:port, or the interface IP). */
   readonly advertisedAddress: string
-  private readonly machine: BullyMachine
-  private readonly stateStore: HardStateStore<BullyHardState> | undefined
+  /** The machine being driven (a failed save replaces it with one rebuilt from the saved epoch). */
+  private machine: BullyMachine | undefined
 
   constructor(opts: BullyElectionOptions) {
     const clock = opts.clock ?? realClock
@@ -128,17 +128,20 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
       peers = (opts.nodes ?? []).map(parseNode).filter((p) => p.id !== this.id && p.address !== advertise)
     }
 
-    this.stateStore =
+    const stateStore =
       opts.stateStore ??
       (opts.dataDir ? new StateFile(opts.dataDir, bullyHardStateSchema, 'bully-state.json') : undefined)
-    this.machine = new BullyMachine({
-      id: this.id,
-      pid,
-      address: this.advertisedAddress,
-      timing,
-      peers: peers.map((p) => ({ id: p.id, address: p.address })),
-      hardState: this.stateStore?.load(),
-    })
+    const build = (hardState: BullyHardState | undefined) => {
+      this.machine = new BullyMachine({
+        id: this.id,
+        pid,
+        address: this.advertisedAddress,
+        timing,
+        peers: peers.map((p) => ({ id: p.id, address: p.address })),
+        hardState,
+      })
+      return this.machine
+    }
     const codec = new Codec<BullyMessage>({
       cluster: opts.cluster ?? 'ballot',
       self: this.id,
@@ -166,7 +169,7 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
         }),
       )
     }
-    this.drive(this.machine, transport, this.stateStore ? (s) => this.stateStore?.save(s) : undefined)
+    this.drive(build, transport, stateStore)
   }
 
   clusterState(): ClusterState {
@@ -186,7 +189,7 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
       },
       ...view.peers.map((p) => ({
         id: p.id,
-        address: this.machine.addressOf(p.id),
+        address: this.machine?.addressOf(p.id),
         kind: p.kind,
         role: p.role,
         term: BigInt(p.term),
@@ -200,7 +203,7 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
   }
 
   protected describe(id: string): { address?: string; tags: Record<string, string> } {
-    return { address: this.machine.addressOf(id), tags: {} }
+    return { address: this.machine?.addressOf(id), tags: {} }
   }
 }
 
@@ -242,6 +245,10 @@ class GrowingTcpTransport implements Transport<BullyMessage> {
 
   send(to: string, msg: BullyMessage): void {
     this.inner.send(to, msg)
+  }
+
+  connectedPeers(): string[] {
+    return this.inner.connectedPeers()
   }
 
   close(): Promise<void> {

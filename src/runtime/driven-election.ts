@@ -6,11 +6,12 @@
  */
 import type { LeaderInfo, StopOptions } from '../election.js'
 import { ClosedError } from '../errors.js'
-import type { MachineView, ProtocolMachine } from '../protocol/machine.js'
+import type { MachineView } from '../protocol/machine.js'
 import type { Transport, TransportStats } from '../transport/transport.js'
 import type { Clock } from './clock.js'
-import { MachineDriver } from './driver.js'
+import { MachineDriver, type MachineFactory } from './driver.js'
 import { ElectionBase } from './election-base.js'
+import type { HardStateStore } from './hard-state-store.js'
 
 export abstract class DrivenElection<M, P> extends ElectionBase {
   /** Elections this node started and won, and leaders it saw come in: for status and metrics. */
@@ -34,15 +35,15 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
     view: MachineView,
   ): { address?: string; tags: Record<string, string> }
 
-  /** Wires the machine to the transport; call once, at the end of the subclass constructor. */
-  protected drive(
-    machine: ProtocolMachine<M, P>,
-    transport: Transport<M>,
-    persist?: (state: P) => void,
-  ): void {
+  /**
+   * Wires the machine to the transport; call once, at the end of the subclass constructor. `build`
+   * makes a machine from durable state: first from what `store` holds now (a corrupt store throws here,
+   * so a node never starts with unknown state), again after any failed save.
+   */
+  protected drive(build: MachineFactory<M, P>, transport: Transport<M>, store?: HardStateStore<P>): void {
     this.machineTransport = transport
-    this.machineDriver = new MachineDriver(machine, transport, this.clock, {
-      persist,
+    this.machineDriver = new MachineDriver(build, store?.load(), transport, this.clock, {
+      persist: store ? (state) => store.save(state) : undefined,
       update: (view) => this.onView(view),
       error: (err) => this.reportError(err),
     })

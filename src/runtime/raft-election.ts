@@ -77,7 +77,6 @@ export function resolveTiming(timing: RaftElectionOptions['timing']): RaftTiming
 export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
   private readonly opts: RaftElectionOptions
   private readonly addresses: Map<string, string>
-  private readonly stateStore: HardStateStore<RaftHardState> | undefined
   private readonly resolvedTiming: RaftTiming
 
   constructor(opts: RaftElectionOptions) {
@@ -89,19 +88,20 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
     if (!self) throw new InvalidOptionsError('id', `this node (${opts.id}) is not in the member list`)
     for (const m of opts.members) parseHostPort(m.address, `members.${m.id}.address`)
     const listen = parseHostPort(opts.listen ?? self.address, 'listen')
-    this.stateStore =
+    const stateStore =
       opts.stateStore ??
       (opts.dataDir ? new StateFile(opts.dataDir, raftHardStateSchema, 'raft-state.json') : undefined)
     this.resolvedTiming = resolveTiming(opts.timing)
-    const machine = new RaftMachine({
-      id: opts.id,
-      members: opts.members.map(({ id, kind, priority }) => ({ id, kind, priority })),
-      timing: this.resolvedTiming,
-      random: opts.random ?? Math.random,
-      tags: opts.tags,
-      hardState: this.stateStore?.load(),
-      preVote: opts.preVote,
-    })
+    const build = (hardState: RaftHardState | undefined) =>
+      new RaftMachine({
+        id: opts.id,
+        members: opts.members.map(({ id, kind, priority }) => ({ id, kind, priority })),
+        timing: this.resolvedTiming,
+        random: opts.random ?? Math.random,
+        tags: opts.tags,
+        hardState,
+        preVote: opts.preVote,
+      })
     const codec = new Codec<RaftMessage>({
       cluster: opts.cluster ?? 'ballot',
       self: opts.id,
@@ -127,7 +127,7 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
         }
       },
     })
-    this.drive(machine, transport, this.stateStore ? (s) => this.stateStore?.save(s) : undefined)
+    this.drive(build, transport, stateStore)
   }
 
   get id(): string {

@@ -58,6 +58,10 @@ export class MulticastTransport<M> implements Transport<M> {
     return this.opts.interfaceAddress
   }
 
+  connectedPeers(): string[] {
+    return [...this.heard]
+  }
+
   async start(handlers: TransportHandlers<M>): Promise<void> {
     this.handlers = handlers
     const { group, interfaceAddress } = this.opts

@@ -99,6 +99,10 @@ export class TcpTransport<M> implements Transport<M> {
     return this.boundAddress
   }
 
+  connectedPeers(): string[] {
+    return [...this.outbound.values()].filter((o) => o.connected).map((o) => o.id)
+  }
+
   async start(handlers: TransportHandlers<M>): Promise<void> {
     this.handlers = handlers
     this.server.on('connection', (socket) => this.accept(socket))
