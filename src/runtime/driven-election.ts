@@ -21,7 +21,6 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
   private machineTransport: Transport<M> | undefined
   private readonly leaderSince = new Map<string, number>()
   private lastView: MachineView | undefined
-  private started = false
   private stopped = false
 
   constructor(opts: { clock: Clock; callbackTimeoutMs?: number }) {
@@ -63,12 +62,16 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
     return (this.machineTransport as Transport<M>).stats
   }
 
+  /**
+   * Listens and joins. Rejects with a BallotError: a TransportError (with the address) when the port
+   * cannot be had, after which start() may be called again; a ClosedError when stop() came first.
+   */
   async start(): Promise<void> {
     if (this.stopped) throw new ClosedError()
-    if (this.started) return
-    this.started = true
     await this.driver.start()
   }
+
+  /** Leaves (a leader hands over first, unless `handover: false`); during a start, the start is undone. */
 
   async stop(opts: StopOptions = {}): Promise<void> {
     if (this.stopped) return
@@ -83,7 +86,7 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
   }
 
   isLeader(): boolean {
-    return !this.stopped && this.started && this.driver.view().isLeader
+    return !this.stopped && this.driver.running && this.driver.view().isLeader
   }
 
   private onView(view: MachineView): void {

@@ -12,7 +12,7 @@
  * open, as a restarted process would see them), and saving is retried the next time it changes its
  * durable state. The simulator models exactly this.
  */
-import { PersistenceError } from '../errors.js'
+import { BallotError, ClosedError, PersistenceError, TransportError } from '../errors.js'
 import type { Input, MachineView, ProtocolMachine, Transition } from '../protocol/machine.js'
 import type { Transport } from '../transport/transport.js'
 import type { Clock } from './clock.js'
@@ -38,7 +38,14 @@ export class MachineDriver<M, P> {
   private timer: unknown
   private leaseTimer: unknown
   private restartTimer: unknown
-  private running = false
+  /**
+   * idle: never started, or the last start failed (it may be tried again); starting: the transport is
+   * opening; running; stopped: for good.
+   */
+  private phase: 'idle' | 'starting' | 'running' | 'stopped' = 'idle'
+  private starting: Promise<void> | undefined
+  /** stop() came while starting: the start ends by closing the transport instead of running. */
+  private stopRequested = false
   /** How many times a failed save discarded the machine (for status and tests). */
   rebuilds = 0
 
@@ -59,19 +66,53 @@ export class MachineDriver<M, P> {
     return this.current
   }
 
-  async start(): Promise<void> {
-    await this.transport.start({
-      onMessage: (from, msg) => this.input({ kind: 'receive', from, msg }),
-      onPeerConnected: (peer) => this.input({ kind: 'peerConnected', peer }),
-      onPeerUnreachable: (peer) => this.input({ kind: 'peerUnreachable', peer }),
+  /** Whether the machine runs (started, not stopped). */
+  get running(): boolean {
+    return this.phase === 'running'
+  }
+
+  /**
+   * Opens the transport and starts the machine. Calls while a start is under way share it. A start that
+   * fails (a TransportError, EADDRINUSE say) leaves the driver as it was, to be started again; a stop()
+   * that comes during the start makes it close the transport and reject with a ClosedError.
+   */
+  start(): Promise<void> {
+    if (this.phase === 'running') return Promise.resolve()
+    if (this.phase === 'stopped') return Promise.reject(new ClosedError())
+    this.starting ??= this.open().finally(() => {
+      this.starting = undefined
     })
-    this.running = true
+    return this.starting
+  }
+
+  private async open(): Promise<void> {
+    this.phase = 'starting'
+    try {
+      await this.transport.start({
+        onMessage: (from, msg) => this.input({ kind: 'receive', from, msg }),
+        onPeerConnected: (peer) => this.input({ kind: 'peerConnected', peer }),
+        onPeerUnreachable: (peer) => this.input({ kind: 'peerUnreachable', peer }),
+      })
+    } catch (err) {
+      this.phase = this.stopRequested ? 'stopped' : 'idle'
+      throw err instanceof BallotError
+        ? err
+        : new TransportError(`cannot start: ${(err as Error)?.message ?? err}`, { cause: err })
+    }
+    if (this.stopRequested) {
+      // Stopped while the transport opened: close it without ever running the machine, so this node
+      // cannot win an election that nobody would act on.
+      this.phase = 'stopped'
+      await this.transport.close()
+      throw new ClosedError('stopped while starting')
+    }
+    this.phase = 'running'
     this.input({ kind: 'tick' })
   }
 
   /** Feeds one input and carries out everything the machine decided. */
   input(input: Input<M>): void {
-    if (!this.running && input.kind !== 'stop') return
+    if (this.phase !== 'running') return
     this.current.step(this.clock.now(), input)
     this.flush()
   }
@@ -80,11 +121,22 @@ export class MachineDriver<M, P> {
     return this.current.view(this.clock.now())
   }
 
-  /** Stops the machine (a leader hands over first if asked), flushes its last messages, closes the transport. */
+  /**
+   * Stops the machine (a leader hands over first if asked), flushes its last messages, closes the
+   * transport. During a start, waits for it to end with the transport closed.
+   */
   async stop(handover: boolean): Promise<void> {
-    if (!this.running) return
+    if (this.phase === 'starting') {
+      this.stopRequested = true
+      await this.starting?.catch(() => {})
+      return
+    }
+    if (this.phase !== 'running') {
+      this.phase = 'stopped'
+      return
+    }
     this.input({ kind: 'stop', handover })
-    this.running = false
+    this.phase = 'stopped'
     this.clock.clearTimer(this.timer)
     this.clock.clearTimer(this.leaseTimer)
     this.clock.clearTimer(this.restartTimer)

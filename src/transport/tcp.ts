@@ -12,6 +12,7 @@
 import net from 'node:net'
 import type { Codec } from '../codec/envelope.js'
 import { encodeFrame, FrameDecoder } from '../codec/frame.js'
+import { TransportError } from '../errors.js'
 import { BROADCAST } from '../protocol/machine.js'
 import { formatHostPort, type HostPort, parseHostPort } from './address.js'
 import { type Transport, type TransportHandlers, TransportStats } from './transport.js'
@@ -48,7 +49,7 @@ interface Outbound {
 export class TcpTransport<M> implements Transport<M> {
   readonly stats = new TransportStats()
   private readonly opts: TcpTransportOptions<M>
-  private readonly server = net.createServer()
+  private readonly server = net.createServer((socket) => this.accept(socket))
   private readonly outbound = new Map<string, Outbound>()
   private readonly inbound = new Set<net.Socket>()
   private handlers: TransportHandlers<M> | undefined
@@ -103,16 +104,28 @@ export class TcpTransport<M> implements Transport<M> {
     return [...this.outbound.values()].filter((o) => o.connected).map((o) => o.id)
   }
 
+  /**
+   * Listens, then dials every peer. A failure to listen (EADDRINUSE, EADDRNOTAVAIL, ...) rejects with a
+   * TransportError naming the address, and leaves the transport as it was: start() may be tried again.
+   */
   async start(handlers: TransportHandlers<M>): Promise<void> {
-    this.handlers = handlers
-    this.server.on('connection', (socket) => this.accept(socket))
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject)
-      this.server.listen(this.opts.listen.port, this.opts.listen.host, () => {
-        this.server.off('error', reject)
-        resolve()
+    const listen = formatHostPort(this.opts.listen)
+    if (this.closed) throw new TransportError(`transport for ${listen} is closed`, { address: listen })
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.server.once('error', reject)
+        this.server.listen(this.opts.listen.port, this.opts.listen.host, () => {
+          this.server.off('error', reject)
+          resolve()
+        })
       })
-    })
+    } catch (err) {
+      throw new TransportError(`cannot listen on ${listen}: ${(err as Error).message}`, {
+        cause: err,
+        address: listen,
+      })
+    }
+    this.handlers = handlers
     const addr = this.server.address()
     if (addr && typeof addr === 'object')
       this.boundAddress = formatHostPort({ host: addr.address, port: addr.port })
@@ -209,7 +222,7 @@ export class TcpTransport<M> implements Transport<M> {
   // ---------------------------------------------------------------- inbound
 
   private accept(socket: net.Socket): void {
-    if (this.closed) {
+    if (this.closed || !this.handlers) {
       socket.destroy()
       return
     }
