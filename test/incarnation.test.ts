@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { type Clock, RaftElection, type RaftPeer, realClock } from '../src/index.js'
+import { nextIncarnation } from '../src/runtime/incarnation.js'
 import { freePorts, waitFor } from './helpers/raft-cluster.js'
 
 const running: RaftElection[] = []
@@ -50,4 +51,16 @@ test('a node restarted after its wall clock stepped back is still heard by a pee
   })
   assert.ok(afterRestart)
   assert.equal(b.transportStats.dropped.get('replay') ?? 0, 0, 'b dropped none of a’s messages as replays')
+})
+
+test('the boot counter grows on every start, whatever the wall clock does', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ballot-incarnation-'))
+  dirs.push(dataDir)
+  const now = 1_700_000_000_000
+  const first = nextIncarnation(dataDir, now)
+  assert.ok(first >= now * 1000, 'starts from the boot time, above incarnations used before the file')
+  const stepBack = nextIncarnation(dataDir, now - 3_600_000)
+  assert.equal(stepBack, first + 1, 'a clock stepped back an hour still gives a larger incarnation')
+  const later = nextIncarnation(dataDir, now + 60_000)
+  assert.ok(later > stepBack && later >= (now + 60_000) * 1000)
 })

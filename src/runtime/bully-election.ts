@@ -35,6 +35,7 @@ import type { Transport, TransportHandlers, TransportStats } from '../transport/
 import { type Clock, realClock } from './clock.js'
 import { DrivenElection } from './driven-election.js'
 import type { HardStateStore } from './hard-state-store.js'
+import { nextIncarnation } from './incarnation.js'
 import { StateFile } from './state-file.js'
 import { resolveTimingOption } from './timing.js'
 
@@ -150,6 +151,7 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
       // Anyone who speaks the protocol (with the key, when one is set) may join: the list grows.
       maxMessageBytes: opts.maxMessageBytes,
       wallClock: () => clock.wall(),
+      incarnation: opts.dataDir ? nextIncarnation(opts.dataDir, clock.wall()) : undefined,
     })
     let transport: Transport<BullyMessage>
     if (opts.multicast) {

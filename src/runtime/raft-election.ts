@@ -26,6 +26,7 @@ import { TcpTransport } from '../transport/tcp.js'
 import { type Clock, realClock } from './clock.js'
 import { DrivenElection } from './driven-election.js'
 import type { HardStateStore } from './hard-state-store.js'
+import { nextIncarnation } from './incarnation.js'
 import { StateFile } from './state-file.js'
 import { resolveTimingOption } from './timing.js'
 
@@ -110,6 +111,7 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
       isKnownPeer: (id) => this.addresses.has(id),
       maxMessageBytes: opts.maxMessageBytes,
       wallClock: () => clock.wall(),
+      incarnation: opts.dataDir ? nextIncarnation(opts.dataDir, clock.wall()) : undefined,
     })
     const transport = new TcpTransport({
       self: opts.id,
