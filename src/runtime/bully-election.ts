@@ -37,7 +37,7 @@ import { DrivenElection } from './driven-election.js'
 import type { HardStateStore } from './hard-state-store.js'
 import { nextIncarnation } from './incarnation.js'
 import { StateFile } from './state-file.js'
-import { resolveTimingOption } from './timing.js'
+import { connectTimeoutFor, resolveTimingOption } from './timing.js'
 
 export interface BullyElectionOptions {
   /**
@@ -75,6 +75,11 @@ export interface BullyElectionOptions {
   callbackTimeoutMs?: number
   /** Largest message accepted (bytes). Default 64 KiB. */
   maxMessageBytes?: number
+  /**
+   * TCP: how long a dial to a peer may wait to be accepted before it is retried (ms). Default: five
+   * heartbeat intervals, at least 250 ms.
+   */
+  connectTimeoutMs?: number
   clock?: Clock
 }
 
@@ -168,6 +173,7 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
           listen: parseHostPort(opts.listen as string, 'listen'),
           peers: new Map(peers.map((p) => [p.id, p.address])),
           codec,
+          connectTimeoutMs: opts.connectTimeoutMs ?? connectTimeoutFor(timing.heartbeatIntervalMs),
         }),
       )
     }

@@ -28,7 +28,7 @@ import { DrivenElection } from './driven-election.js'
 import type { HardStateStore } from './hard-state-store.js'
 import { nextIncarnation } from './incarnation.js'
 import { StateFile } from './state-file.js'
-import { resolveTimingOption } from './timing.js'
+import { connectTimeoutFor, resolveTimingOption } from './timing.js'
 
 export interface RaftPeer extends RaftMember {
   /** host:port where the member listens for cluster traffic. */
@@ -67,6 +67,11 @@ export interface RaftElectionOptions {
   callbackTimeoutMs?: number
   /** Largest message accepted (bytes). Default 64 KiB. */
   maxMessageBytes?: number
+  /**
+   * How long a TCP dial to a peer may wait to be accepted before it is retried (ms). Default: five
+   * heartbeat intervals, at least 250 ms.
+   */
+  connectTimeoutMs?: number
   clock?: Clock
   random?: Random
 }
@@ -118,6 +123,7 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
       listen,
       peers: new Map(opts.members.filter((m) => m.id !== opts.id).map((m) => [m.id, m.address])),
       codec,
+      connectTimeoutMs: opts.connectTimeoutMs ?? connectTimeoutFor(this.resolvedTiming.heartbeatIntervalMs),
       onDrop: (reason, from) => {
         if (reason === 'unknown-peer') {
           this.reportError(

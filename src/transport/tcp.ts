@@ -8,6 +8,9 @@
  * Fast failure detection: when an established outbound connection closes, the transport dials again at
  * once. A live process accepts; a dead one's port refuses straight away (ECONNREFUSED), and only then
  * does the transport report the peer unreachable. A flaky link or a paused process never looks dead.
+ *
+ * Every dial has a timeout (a blackholed peer is retried with backoff, not left to the kernel's minute
+ * of SYN retransmissions), and every socket has TCP keepalive and Nagle off.
  */
 import net from 'node:net'
 import type { Codec } from '../codec/envelope.js'
@@ -28,6 +31,18 @@ export interface TcpTransportOptions<M> {
   reconnectInitialMs?: number
   /** Default 2000. */
   reconnectMaxMs?: number
+  /**
+   * How long a dial may wait for the peer to accept (ms) before it is abandoned and tried again with
+   * backoff. Without it, a dial begun while the peer is blackholed (SYNs silently dropped) waits for the
+   * kernel's SYN retransmissions, which back off to a minute and more, long after the network healed.
+   * Default 1000; the election drivers pass a few heartbeat intervals.
+   */
+  connectTimeoutMs?: number
+  /**
+   * Idle time before TCP keepalive probes start (ms), on every connection: a peer that vanished (a
+   * powered-off host) from a connection with nothing to send is noticed. Default 1000.
+   */
+  keepAliveMs?: number
   /** Messages are dropped (and counted) while a peer's send buffer holds more than this. Default 1 MiB. */
   maxBufferedBytes?: number
   /** Called when a message is dropped, with the reason and the id it claimed (if any). */
@@ -58,6 +73,8 @@ export class TcpTransport<M> implements Transport<M> {
   private readonly initialMs: number
   private readonly maxMs: number
   private readonly maxBuffered: number
+  private readonly connectTimeoutMs: number
+  private readonly keepAliveMs: number
   private readonly random: () => number
 
   constructor(opts: TcpTransportOptions<M>) {
@@ -65,6 +82,8 @@ export class TcpTransport<M> implements Transport<M> {
     this.initialMs = opts.reconnectInitialMs ?? 50
     this.maxMs = opts.reconnectMaxMs ?? 2000
     this.maxBuffered = opts.maxBufferedBytes ?? 1024 * 1024
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 1000
+    this.keepAliveMs = opts.keepAliveMs ?? 1000
     this.random = opts.random ?? Math.random
     for (const [id, addr] of opts.peers) this.outbound.set(id, this.newOutbound(id, addr))
   }
@@ -180,7 +199,13 @@ export class TcpTransport<M> implements Transport<M> {
     const socket = net.connect({ host: out.target.host, port: out.target.port })
     out.socket = socket
     socket.setNoDelay(true)
+    socket.setKeepAlive(true, this.keepAliveMs)
+    // Abandoned without an error: a dial that timed out says nothing about the peer's process, so it
+    // never counts as "unreachable" below (only a refusal does); it is tried again with backoff.
+    const connectTimer = setTimeout(() => socket.destroy(), this.connectTimeoutMs)
+    connectTimer.unref()
     socket.on('connect', () => {
+      clearTimeout(connectTimer)
       out.connected = true
       out.probing = false
       out.backoffMs = this.initialMs
@@ -190,6 +215,7 @@ export class TcpTransport<M> implements Transport<M> {
     socket.on('data', () => {})
     socket.on('error', () => {}) // 'close' follows and carries the decision
     socket.on('close', (hadError) => {
+      clearTimeout(connectTimer)
       if (out.socket !== socket || this.closed) return
       const wasConnected = out.connected
       out.connected = false
@@ -228,6 +254,7 @@ export class TcpTransport<M> implements Transport<M> {
     }
     this.inbound.add(socket)
     socket.setNoDelay(true)
+    socket.setKeepAlive(true, this.keepAliveMs)
     const decoder = new FrameDecoder(this.opts.codec.maxMessageBytes)
     socket.on('data', (chunk: Buffer) => {
       const result = decoder.push(chunk)
