@@ -33,6 +33,22 @@ export interface LeadershipChange {
   previous: LeaderInfo | undefined
   /** Wall-clock time of the change (milliseconds since the Unix epoch). */
   at: number
+  /**
+   * Set only when this iterator fell behind and its queue overflowed: how many changes were dropped just
+   * before this one (the oldest go first; see {@link ChangesOptions.maxQueued}).
+   */
+  skipped?: number
+}
+
+/** Options of `changes()`. */
+export interface ChangesOptions {
+  /** Ends the iteration when aborted (changes still queued are dropped). */
+  signal?: AbortSignal
+  /**
+   * Most changes held for an iterator whose reader falls behind. Default 1024. Past it the oldest
+   * queued changes are dropped, and the next change yielded carries `skipped`, the number dropped.
+   */
+  maxQueued?: number
 }
 
 /** One node as seen from another, for `clusterState()` and the status page. */
@@ -106,8 +122,12 @@ export interface Election {
   /** Who leads, as far as this node knows. */
   leader(): LeaderInfo | undefined
   state(): Role
-  /** Every change of role or leader, in order, from the moment of the call. */
-  changes(signal?: AbortSignal): AsyncIterable<LeadershipChange>
+  /**
+   * Every change of role or leader, in order, from the moment iteration begins (`for await`) until it
+   * ends (break, the signal, or the election stopping: the last change yielded is then role 'stopped').
+   * A reader that falls behind by more than `maxQueued` changes loses the oldest; see `skipped`.
+   */
+  changes(options?: AbortSignal | ChangesOptions): AsyncIterable<LeadershipChange>
   /**
    * Runs `work` each time this node becomes leader; its signal aborts the moment leadership is lost.
    * Dispose to stop running it.

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import type { ClusterState, LeadershipChange, Role } from '../src/election.js'
+import { changeStream } from '../src/runtime/change-stream.js'
 import { ElectionBase } from '../src/runtime/election-base.js'
 
 class ScriptedElection extends ElectionBase {
@@ -59,6 +60,42 @@ describe('changes()', () => {
     const skipped = got.reduce((n, c) => n + ((c as { skipped?: number }).skipped ?? 0), 0)
     assert.equal(skipped + got.length, total + 1, 'every dropped change is counted in `skipped`')
     assert.ok(((got[0] as { skipped?: number }).skipped ?? 0) > 0, 'the first change after the gap says so')
+  })
+
+  test('the subscription lives exactly as long as the iteration (counted at the source)', async () => {
+    const listeners = new Set<(c: LeadershipChange) => void>()
+    const subscribe = (push: (c: LeadershipChange) => void) => {
+      listeners.add(push)
+      return () => listeners.delete(push)
+    }
+    const emit = (role: Role) => {
+      for (const push of [...listeners]) push({ role, leader: undefined, previous: undefined, at: 0 })
+    }
+    const stream = changeStream(subscribe)
+    assert.equal(listeners.size, 0, 'asking for the stream subscribes nothing')
+    const broken = (async () => {
+      for await (const _ of stream) break
+    })()
+    assert.equal(listeners.size, 1, 'iterating subscribes')
+    emit('follower')
+    await broken
+    assert.equal(listeners.size, 0, 'break unsubscribes')
+    const ctl = new AbortController()
+    const aborted = (async () => {
+      for await (const _ of changeStream(subscribe, { signal: ctl.signal })) {
+      }
+    })()
+    assert.equal(listeners.size, 1)
+    ctl.abort()
+    await aborted
+    assert.equal(listeners.size, 0, 'the signal unsubscribes')
+    const ended = (async () => {
+      for await (const _ of changeStream(subscribe)) {
+      }
+    })()
+    emit('stopped')
+    await ended
+    assert.equal(listeners.size, 0, 'a stopped election unsubscribes')
   })
 
   test('ending the iteration (break, or the signal) unsubscribes; a stopped election ends it', async () => {
