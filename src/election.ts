@@ -111,7 +111,11 @@ export interface StopOptions {
 }
 
 export interface Election {
-  /** Joins the group; resolves once the node is listening and running. */
+  /**
+   * Joins the group; resolves once the node is listening and running. Rejects with a BallotError: a
+   * TransportError naming the address when it cannot listen (start() may then be called again), a
+   * ClosedError when stop() came first.
+   */
   start(): Promise<void>
   /** Leaves the group; a leader hands over first unless `handover: false`. */
   stop(opts?: StopOptions): Promise<void>
