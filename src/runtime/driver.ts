@@ -46,8 +46,6 @@ export class MachineDriver<M, P> {
   private starting: Promise<void> | undefined
   /** stop() came while starting: the start ends by closing the transport instead of running. */
   private stopRequested = false
-  /** How many times a failed save discarded the machine (for status and tests). */
-  rebuilds = 0
 
   constructor(
     private readonly build: MachineFactory<M, P>,
@@ -188,7 +186,6 @@ export class MachineDriver<M, P> {
             cause: err,
           }),
     )
-    this.rebuilds++
     this.current = this.build(this.saved)
     this.clock.clearTimer(this.timer)
     this.clock.clearTimer(this.leaseTimer)

@@ -202,7 +202,13 @@ export class TcpTransport<M> implements Transport<M> {
     socket.setKeepAlive(true, this.keepAliveMs)
     // Abandoned without an error: a dial that timed out says nothing about the peer's process, so it
     // never counts as "unreachable" below (only a refusal does); it is tried again with backoff.
-    const connectTimer = setTimeout(() => socket.destroy(), this.connectTimeoutMs)
+    // Checked again after the poll phase (setImmediate): when the event loop was blocked past the
+    // deadline (start-up, a slow fsync), a connection that completed meanwhile is reported there, after
+    // this timer, and must not be torn down.
+    const connectTimer = setTimeout(
+      () => setImmediate(() => socket.connecting && socket.destroy()),
+      this.connectTimeoutMs,
+    )
     connectTimer.unref()
     socket.on('connect', () => {
       clearTimeout(connectTimer)
