@@ -72,7 +72,6 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
   }
 
   /** Leaves (a leader hands over first, unless `handover: false`); during a start, the start is undone. */
-
   async stop(opts: StopOptions = {}): Promise<void> {
     if (this.stopped) return
     this.stopped = true
