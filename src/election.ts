@@ -33,6 +33,22 @@ export interface LeadershipChange {
   previous: LeaderInfo | undefined
   /** Wall-clock time of the change (milliseconds since the Unix epoch). */
   at: number
+  /**
+   * Set only when this iterator fell behind and its queue overflowed: how many changes were dropped just
+   * before this one (the oldest go first; see {@link ChangesOptions.maxQueued}).
+   */
+  skipped?: number
+}
+
+/** Options of `changes()`. */
+export interface ChangesOptions {
+  /** Ends the iteration when aborted (changes still queued are dropped). */
+  signal?: AbortSignal
+  /**
+   * Most changes held for an iterator whose reader falls behind. Default 1024. Past it the oldest
+   * queued changes are dropped, and the next change yielded carries `skipped`, the number dropped.
+   */
+  maxQueued?: number
 }
 
 /** One node as seen from another, for `clusterState()` and the status page. */
@@ -95,7 +111,11 @@ export interface StopOptions {
 }
 
 export interface Election {
-  /** Joins the group; resolves once the node is listening and running. */
+  /**
+   * Joins the group; resolves once the node is listening and running. Rejects with a BallotError: a
+   * TransportError naming the address when it cannot listen (start() may then be called again), a
+   * ClosedError when stop() came first.
+   */
   start(): Promise<void>
   /** Leaves the group; a leader hands over first unless `handover: false`. */
   stop(opts?: StopOptions): Promise<void>
@@ -106,8 +126,12 @@ export interface Election {
   /** Who leads, as far as this node knows. */
   leader(): LeaderInfo | undefined
   state(): Role
-  /** Every change of role or leader, in order, from the moment of the call. */
-  changes(signal?: AbortSignal): AsyncIterable<LeadershipChange>
+  /**
+   * Every change of role or leader, in order, from the moment iteration begins (`for await`) until it
+   * ends (break, the signal, or the election stopping: the last change yielded is then role 'stopped').
+   * A reader that falls behind by more than `maxQueued` changes loses the oldest; see `skipped`.
+   */
+  changes(options?: AbortSignal | ChangesOptions): AsyncIterable<LeadershipChange>
   /**
    * Runs `work` each time this node becomes leader; its signal aborts the moment leadership is lost.
    * Dispose to stop running it.

@@ -63,18 +63,24 @@ export class PeerRefusedError extends BallotError {
   }
 }
 
+/** A state callback or whileLeader work threw or rejected. */
 export class CallbackError extends BallotError {
   constructor(message: string, options?: ErrorOptions) {
     super('CALLBACK_FAILED', message, options)
   }
 }
 
+/** The network failed us: a port that cannot be listened on, a socket that cannot be opened. */
 export class TransportError extends BallotError {
-  constructor(message: string, options?: ErrorOptions) {
+  /** The address concerned (host:port, or a multicast group), when there is one. */
+  readonly address: string | undefined
+  constructor(message: string, options?: ErrorOptions & { address?: string }) {
     super('TRANSPORT', message, options)
+    this.address = options?.address
   }
 }
 
+/** Durable state could not be read or saved. */
 export class PersistenceError extends BallotError {
   constructor(message: string, options?: ErrorOptions) {
     super('PERSISTENCE', message, options)

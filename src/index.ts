@@ -16,5 +16,6 @@ export {
 } from './protocol/raft/options.js'
 export { BullyElection, type BullyElectionOptions } from './runtime/bully-election.js'
 export { type Clock, realClock } from './runtime/clock.js'
+export type { HardStateStore } from './runtime/hard-state-store.js'
 export { RaftElection, type RaftElectionOptions, type RaftPeer } from './runtime/raft-election.js'
 export { DEFAULT_MULTICAST_GROUP } from './transport/multicast.js'

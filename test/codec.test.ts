@@ -72,6 +72,33 @@ describe('codec', () => {
     assert.equal(reason(b.decode(m3)), 'stale')
   })
 
+  test('drops captures stamped further in the future than the age bound, as stale', () => {
+    let senderWall = 1_000_000 + 120_000 // a sender whose clock ran two minutes ahead, or a forged stamp
+    const a = new Codec<RaftMessage>({
+      cluster: 'c1',
+      self: 'a',
+      schema: raftMessageSchema,
+      key: 'k',
+      wallClock: () => senderWall,
+    })
+    const freshReceiver = () =>
+      new Codec<RaftMessage>({
+        cluster: 'c1',
+        self: 'b',
+        schema: raftMessageSchema,
+        key: 'k',
+        wallClock: () => 1_000_000,
+      })
+    const future = a.encode('b', hb)
+    assert.equal(
+      reason(freshReceiver().decode(future)),
+      'stale',
+      'not replayable into a receiver that just started',
+    )
+    senderWall = 1_000_000 + 30_000
+    assert.equal(reason(freshReceiver().decode(a.encode('b', hb))), 'ok', 'clocks within the bound are fine')
+  })
+
   test('drops wrong-cluster, misdirected, unknown-sender, schema-breaking, oversized and unknown-version messages', () => {
     const { b } = pair()
     assert.equal(reason(b.decode(pair({ cluster: 'other' }).a.encode('b', hb))), 'cluster')

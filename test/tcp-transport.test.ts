@@ -1,5 +1,6 @@
 /** The TCP transport with real sockets on loopback. */
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { test } from 'node:test'
 import { z } from 'zod'
 import { Codec } from '../src/codec/envelope.js'
@@ -49,4 +50,26 @@ test('a peer that speaks to us is dialled at once, not after our reconnect backo
     15_000,
   )
   assert.equal(b.heard.find((h) => h.msg.text === 'reply')?.from, 'a')
+})
+
+test('connections use TCP keepalive, so a peer that vanished from an idle connection is noticed', async (t) => {
+  const [pa, pb] = (await freePorts(2)) as [number, number]
+  const connected: string[] = []
+  const a = transport('a', pa, { b: pb }, 50)
+  const b = transport('b', pb, {}, 50)
+  t.after(() => Promise.all([a.t.close(), b.t.close()]))
+  await b.start()
+  await a.t.start({
+    onMessage: () => {},
+    onPeerConnected: (p) => connected.push(p),
+    onPeerUnreachable: () => {},
+  })
+  await waitFor('a to connect to b', () => connected.includes('b'))
+  // ss names the keepalive timer of each socket that has one: a's outbound and b's inbound end.
+  const sockets = (filter: string) =>
+    execFileSync('ss', ['-tnoH', 'state', 'established', filter], { encoding: 'utf8' }).trim().split('\n')
+  const outbound = sockets(`( dport = :${pb} and sport != :${pb} )`)
+  const inbound = sockets(`( sport = :${pb} )`)
+  assert.ok(outbound.length === 1 && /keepalive/.test(outbound[0] ?? ''), `outbound: ${outbound}`)
+  assert.ok(inbound.length === 1 && /keepalive/.test(inbound[0] ?? ''), `inbound: ${inbound}`)
 })

@@ -20,7 +20,10 @@ const HEADER_BYTES = 2
 
 /** Default bound on one encoded message: far above any election message, far below harm. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
-/** Default age after which an authenticated message is refused as stale (wall clocks must agree within this). */
+/**
+ * Default bound on how far an authenticated message's wall-clock stamp may be from the receiver's clock,
+ * in the past or the future, before it is refused as stale (wall clocks must agree within this).
+ */
 export const DEFAULT_MAX_MESSAGE_AGE_MS = 60_000
 
 export type DropReason =
@@ -80,6 +83,18 @@ export interface CodecOptions<M> {
   maxMessageAgeMs?: number
   /** Wall clock in milliseconds (Date.now by default). */
   wallClock?: () => number
+  /**
+   * This process's incarnation: must be larger than that of any earlier start of the same node, or
+   * peers drop its messages as replays. Default: {@link timeBasedIncarnation} of the wall clock, which
+   * holds only while the wall clock never steps back between two starts; drivers with a data directory
+   * pass a persisted boot counter instead (see runtime/incarnation.ts).
+   */
+  incarnation?: number
+}
+
+/** An incarnation from the boot time: milliseconds times 1000 plus a random tail (two starts in one ms). */
+export function timeBasedIncarnation(wallMs: number): number {
+  return Math.floor(wallMs) * 1000 + randomInt(1000)
 }
 
 export type Decoded<M> =
@@ -108,8 +123,7 @@ export class Codec<M> {
     this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
     this.wallClock = opts.wallClock ?? Date.now
     this.replay = new ReplayGuard(opts.maxMessageAgeMs ?? DEFAULT_MAX_MESSAGE_AGE_MS)
-    // Boot time in ms, plus a random tail so two starts in one millisecond still differ.
-    this.incarnation = this.wallClock() * 1000 + randomInt(1000)
+    this.incarnation = opts.incarnation ?? timeBasedIncarnation(this.wallClock())
   }
 
   get authenticated(): boolean {

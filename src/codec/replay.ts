@@ -2,11 +2,12 @@
  * Replay protection for authenticated messages, per sender.
  *
  * Each sender numbers its messages (`seq`, from 1) within an incarnation (a number that grows with each
- * start of the process: its boot time). A receiver accepts a sequence number once, within a sliding
- * window of the newest 64 (as IPsec does), so datagrams may arrive out of order but never twice, and
- * refuses every incarnation older than the newest it has seen from that sender. A receiver that has
- * just started knows nothing yet; messages older than `maxAgeMs` by their wall-clock stamp are refused,
- * so old captures cannot be replayed into it.
+ * start of the process: a boot counter kept in the data directory, or the boot time without one). A
+ * receiver accepts a sequence number once, within a sliding window of the newest 64 (as IPsec does), so
+ * datagrams may arrive out of order but never twice, and refuses every incarnation older than the newest
+ * it has seen from that sender. A receiver that has just started knows nothing yet; messages whose
+ * wall-clock stamp is more than `maxAgeMs` away from its own clock, in the past or in the future, are
+ * refused, so no capture (an old one, or one stamped ahead) can be replayed into it later.
  */
 
 const WINDOW = 64n
@@ -32,7 +33,8 @@ export class ReplayGuard {
     sentWallMs: number,
     nowWallMs: number,
   ): ReplayVerdict {
-    if (nowWallMs - sentWallMs > this.maxAgeMs) return 'stale'
+    // Both ways: a message stamped far ahead would otherwise stay replayable into fresh receivers.
+    if (Math.abs(nowWallMs - sentWallMs) > this.maxAgeMs) return 'stale'
     const s = BigInt(seq)
     const w = this.senders.get(from)
     if (!w || incarnation > w.incarnation) {

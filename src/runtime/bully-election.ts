@@ -34,8 +34,10 @@ import { TcpTransport } from '../transport/tcp.js'
 import type { Transport, TransportHandlers, TransportStats } from '../transport/transport.js'
 import { type Clock, realClock } from './clock.js'
 import { DrivenElection } from './driven-election.js'
+import type { HardStateStore } from './hard-state-store.js'
+import { nextIncarnation } from './incarnation.js'
 import { StateFile } from './state-file.js'
-import { resolveTimingOption } from './timing.js'
+import { connectTimeoutFor, resolveTimingOption } from './timing.js'
 
 export interface BullyElectionOptions {
   /**
@@ -64,10 +66,20 @@ export interface BullyElectionOptions {
   timing?: BullyTimingProfile | Partial<BullyTiming>
   /** Directory where the highest epoch seen is kept, so a restarted node never reuses a fencing token. */
   dataDir?: string
+  /**
+   * Where to keep the highest epoch instead of a file in `dataDir` (another durable medium; tests pass
+   * one that fails on demand). Its `save` must not return before the state is durable.
+   */
+  stateStore?: HardStateStore<BullyHardState>
   /** Max time a state callback runs before its signal aborts (ms). Default 10 000. */
   callbackTimeoutMs?: number
   /** Largest message accepted (bytes). Default 64 KiB. */
   maxMessageBytes?: number
+  /**
+   * TCP: how long a dial to a peer may wait to be accepted before it is retried (ms). Default: five
+   * heartbeat intervals, at least 250 ms.
+   */
+  connectTimeoutMs?: number
   clock?: Clock
 }
 
@@ -88,8 +100,8 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
   readonly id: string
   /** The unicast address carried in this node's messages (TCP host:port, or the interface IP). */
   readonly advertisedAddress: string
-  private readonly machine: BullyMachine
-  private readonly stateFile: StateFile<BullyHardState> | undefined
+  /** The machine being driven (a failed save replaces it with one rebuilt from the saved epoch). */
+  private machine: BullyMachine | undefined
 
   constructor(opts: BullyElectionOptions) {
     const clock = opts.clock ?? realClock
@@ -122,17 +134,20 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
       peers = (opts.nodes ?? []).map(parseNode).filter((p) => p.id !== this.id && p.address !== advertise)
     }
 
-    this.stateFile = opts.dataDir
-      ? new StateFile(opts.dataDir, bullyHardStateSchema, 'bully-state.json')
-      : undefined
-    this.machine = new BullyMachine({
-      id: this.id,
-      pid,
-      address: this.advertisedAddress,
-      timing,
-      peers: peers.map((p) => ({ id: p.id, address: p.address })),
-      hardState: this.stateFile?.load(),
-    })
+    const stateStore =
+      opts.stateStore ??
+      (opts.dataDir ? new StateFile(opts.dataDir, bullyHardStateSchema, 'bully-state.json') : undefined)
+    const build = (hardState: BullyHardState | undefined) => {
+      this.machine = new BullyMachine({
+        id: this.id,
+        pid,
+        address: this.advertisedAddress,
+        timing,
+        peers: peers.map((p) => ({ id: p.id, address: p.address })),
+        hardState,
+      })
+      return this.machine
+    }
     const codec = new Codec<BullyMessage>({
       cluster: opts.cluster ?? 'ballot',
       self: this.id,
@@ -141,6 +156,7 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
       // Anyone who speaks the protocol (with the key, when one is set) may join: the list grows.
       maxMessageBytes: opts.maxMessageBytes,
       wallClock: () => clock.wall(),
+      incarnation: opts.dataDir ? nextIncarnation(opts.dataDir, clock.wall()) : undefined,
     })
     let transport: Transport<BullyMessage>
     if (opts.multicast) {
@@ -157,10 +173,11 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
           listen: parseHostPort(opts.listen as string, 'listen'),
           peers: new Map(peers.map((p) => [p.id, p.address])),
           codec,
+          connectTimeoutMs: opts.connectTimeoutMs ?? connectTimeoutFor(timing.heartbeatIntervalMs),
         }),
       )
     }
-    this.drive(this.machine, transport, this.stateFile ? (s) => this.stateFile?.save(s) : undefined)
+    this.drive(build, transport, stateStore)
   }
 
   clusterState(): ClusterState {
@@ -180,7 +197,7 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
       },
       ...view.peers.map((p) => ({
         id: p.id,
-        address: this.machine.addressOf(p.id),
+        address: this.machine?.addressOf(p.id),
         kind: p.kind,
         role: p.role,
         term: BigInt(p.term),
@@ -194,7 +211,7 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
   }
 
   protected describe(id: string): { address?: string; tags: Record<string, string> } {
-    return { address: this.machine.addressOf(id), tags: {} }
+    return { address: this.machine?.addressOf(id), tags: {} }
   }
 }
 
@@ -236,6 +253,10 @@ class GrowingTcpTransport implements Transport<BullyMessage> {
 
   send(to: string, msg: BullyMessage): void {
     this.inner.send(to, msg)
+  }
+
+  connectedPeers(): string[] {
+    return this.inner.connectedPeers()
   }
 
   close(): Promise<void> {

@@ -6,11 +6,12 @@
  */
 import type { LeaderInfo, StopOptions } from '../election.js'
 import { ClosedError, PeerRefusedError } from '../errors.js'
-import type { MachineView, ProtocolMachine } from '../protocol/machine.js'
+import type { MachineView } from '../protocol/machine.js'
 import type { Transport, TransportStats } from '../transport/transport.js'
 import type { Clock } from './clock.js'
-import { MachineDriver } from './driver.js'
+import { MachineDriver, type MachineFactory } from './driver.js'
 import { ElectionBase } from './election-base.js'
+import type { HardStateStore } from './hard-state-store.js'
 
 export abstract class DrivenElection<M, P> extends ElectionBase {
   /** Elections this node started and won, and leaders it saw come in: for status and metrics. */
@@ -21,7 +22,6 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
   private readonly leaderSince = new Map<string, number>()
   private lastView: MachineView | undefined
   private readonly refusalsSaid = new Set<string>()
-  private started = false
   private stopped = false
 
   constructor(opts: { clock: Clock; callbackTimeoutMs?: number }) {
@@ -35,15 +35,15 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
     view: MachineView,
   ): { address?: string; tags: Record<string, string> }
 
-  /** Wires the machine to the transport; call once, at the end of the subclass constructor. */
-  protected drive(
-    machine: ProtocolMachine<M, P>,
-    transport: Transport<M>,
-    persist?: (state: P) => void,
-  ): void {
+  /**
+   * Wires the machine to the transport; call once, at the end of the subclass constructor. `build`
+   * makes a machine from durable state: first from what `store` holds now (a corrupt store throws here,
+   * so a node never starts with unknown state), again after any failed save.
+   */
+  protected drive(build: MachineFactory<M, P>, transport: Transport<M>, store?: HardStateStore<P>): void {
     this.machineTransport = transport
-    this.machineDriver = new MachineDriver(machine, transport, this.clock, {
-      persist,
+    this.machineDriver = new MachineDriver(build, store?.load(), transport, this.clock, {
+      persist: store ? (state) => store.save(state) : undefined,
       update: (view) => this.onView(view),
       error: (err) => this.reportError(err),
       refused: (r) => {
@@ -71,13 +71,16 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
     return (this.machineTransport as Transport<M>).stats
   }
 
+  /**
+   * Listens and joins. Rejects with a BallotError: a TransportError (with the address) when the port
+   * cannot be had, after which start() may be called again; a ClosedError when stop() came first.
+   */
   async start(): Promise<void> {
     if (this.stopped) throw new ClosedError()
-    if (this.started) return
-    this.started = true
     await this.driver.start()
   }
 
+  /** Leaves (a leader hands over first, unless `handover: false`); during a start, the start is undone. */
   async stop(opts: StopOptions = {}): Promise<void> {
     if (this.stopped) return
     this.stopped = true
@@ -91,7 +94,7 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
   }
 
   isLeader(): boolean {
-    return !this.stopped && this.started && this.driver.view().isLeader
+    return !this.stopped && this.driver.running && this.driver.view().isLeader
   }
 
   private onView(view: MachineView): void {

@@ -11,6 +11,7 @@
 import { EventEmitter } from 'node:events'
 import type {
   CallbackContext,
+  ChangesOptions,
   ClusterState,
   Disposable,
   Election,
@@ -22,6 +23,7 @@ import type {
   StopOptions,
 } from '../election.js'
 import { CallbackError } from '../errors.js'
+import { changeStream } from './change-stream.js'
 
 type StateEvent = 'Leader' | 'Follower' | 'Candidate'
 
@@ -81,40 +83,11 @@ export abstract class ElectionBase implements Election {
     return this
   }
 
-  changes(signal?: AbortSignal): AsyncIterable<LeadershipChange> {
-    const queue: LeadershipChange[] = []
-    let wake: (() => void) | undefined
-    const push = (c: LeadershipChange) => {
-      queue.push(c)
-      wake?.()
-    }
-    this.subscribers.add(push)
-    const done = () => {
-      this.subscribers.delete(push)
-      wake?.()
-    }
-    signal?.addEventListener('abort', done, { once: true })
-    return {
-      async *[Symbol.asyncIterator]() {
-        try {
-          while (!signal?.aborted) {
-            const next = queue.shift()
-            if (next) {
-              yield next
-              // A stopped election has nothing more to say.
-              if (next.role === 'stopped') return
-              continue
-            }
-            await new Promise<void>((resolve) => {
-              wake = resolve
-            })
-            wake = undefined
-          }
-        } finally {
-          done()
-        }
-      },
-    }
+  changes(options?: AbortSignal | ChangesOptions): AsyncIterable<LeadershipChange> {
+    return changeStream((push) => {
+      this.subscribers.add(push)
+      return () => this.subscribers.delete(push)
+    }, options)
   }
 
   whileLeader(work: (signal: AbortSignal, lead: LeaderInfo) => Promise<void>): Disposable {

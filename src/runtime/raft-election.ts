@@ -25,8 +25,10 @@ import { parseHostPort } from '../transport/address.js'
 import { TcpTransport } from '../transport/tcp.js'
 import { type Clock, realClock } from './clock.js'
 import { DrivenElection } from './driven-election.js'
+import type { HardStateStore } from './hard-state-store.js'
+import { nextIncarnation } from './incarnation.js'
 import { StateFile } from './state-file.js'
-import { resolveTimingOption } from './timing.js'
+import { connectTimeoutFor, resolveTimingOption } from './timing.js'
 
 export interface RaftPeer extends RaftMember {
   /** host:port where the member listens for cluster traffic. */
@@ -52,6 +54,11 @@ export interface RaftElectionOptions {
    * become possible. Use it in production.
    */
   dataDir?: string
+  /**
+   * Where to keep the durable term and vote instead of a file in `dataDir` (another durable medium;
+   * tests pass one that fails on demand). Its `save` must not return before the state is durable.
+   */
+  stateStore?: HardStateStore<RaftHardState>
   /** This node's tags, announced to every member. */
   tags?: Record<string, string>
   /** Pre-vote (default true). */
@@ -60,6 +67,11 @@ export interface RaftElectionOptions {
   callbackTimeoutMs?: number
   /** Largest message accepted (bytes). Default 64 KiB. */
   maxMessageBytes?: number
+  /**
+   * How long a TCP dial to a peer may wait to be accepted before it is retried (ms). Default: five
+   * heartbeat intervals, at least 250 ms.
+   */
+  connectTimeoutMs?: number
   clock?: Clock
   random?: Random
 }
@@ -71,7 +83,6 @@ export function resolveTiming(timing: RaftElectionOptions['timing']): RaftTiming
 export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
   private readonly opts: RaftElectionOptions
   private readonly addresses: Map<string, string>
-  private readonly stateFile: StateFile<RaftHardState> | undefined
   private readonly resolvedTiming: RaftTiming
 
   constructor(opts: RaftElectionOptions) {
@@ -83,19 +94,20 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
     if (!self) throw new InvalidOptionsError('id', `this node (${opts.id}) is not in the member list`)
     for (const m of opts.members) parseHostPort(m.address, `members.${m.id}.address`)
     const listen = parseHostPort(opts.listen ?? self.address, 'listen')
-    this.stateFile = opts.dataDir
-      ? new StateFile(opts.dataDir, raftHardStateSchema, 'raft-state.json')
-      : undefined
+    const stateStore =
+      opts.stateStore ??
+      (opts.dataDir ? new StateFile(opts.dataDir, raftHardStateSchema, 'raft-state.json') : undefined)
     this.resolvedTiming = resolveTiming(opts.timing)
-    const machine = new RaftMachine({
-      id: opts.id,
-      members: opts.members.map(({ id, kind, priority }) => ({ id, kind, priority })),
-      timing: this.resolvedTiming,
-      random: opts.random ?? Math.random,
-      tags: opts.tags,
-      hardState: this.stateFile?.load(),
-      preVote: opts.preVote,
-    })
+    const build = (hardState: RaftHardState | undefined) =>
+      new RaftMachine({
+        id: opts.id,
+        members: opts.members.map(({ id, kind, priority }) => ({ id, kind, priority })),
+        timing: this.resolvedTiming,
+        random: opts.random ?? Math.random,
+        tags: opts.tags,
+        hardState,
+        preVote: opts.preVote,
+      })
     const codec = new Codec<RaftMessage>({
       cluster: opts.cluster ?? 'ballot',
       self: opts.id,
@@ -104,12 +116,14 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
       isKnownPeer: (id) => this.addresses.has(id),
       maxMessageBytes: opts.maxMessageBytes,
       wallClock: () => clock.wall(),
+      incarnation: opts.dataDir ? nextIncarnation(opts.dataDir, clock.wall()) : undefined,
     })
     const transport = new TcpTransport({
       self: opts.id,
       listen,
       peers: new Map(opts.members.filter((m) => m.id !== opts.id).map((m) => [m.id, m.address])),
       codec,
+      connectTimeoutMs: opts.connectTimeoutMs ?? connectTimeoutFor(this.resolvedTiming.heartbeatIntervalMs),
       onDrop: (reason, from) => {
         if (reason === 'unknown-peer') {
           this.reportError(
@@ -121,7 +135,7 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
         }
       },
     })
-    this.drive(machine, transport, this.stateFile ? (s) => this.stateFile?.save(s) : undefined)
+    this.drive(build, transport, stateStore)
   }
 
   get id(): string {

@@ -19,3 +19,11 @@ export function resolveTimingOption<T extends object>(
   }
   return validate({ ...defaults, ...timing })
 }
+
+/**
+ * The TCP connect timeout for a heartbeat interval: five intervals, at least 250 ms. A dial slower than
+ * that is of no use to an election (peers time out first) and is better started afresh.
+ */
+export function connectTimeoutFor(heartbeatIntervalMs: number): number {
+  return Math.max(250, 5 * heartbeatIntervalMs)
+}

@@ -14,7 +14,7 @@ import dgram from 'node:dgram'
 import { isIPv4 } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import type { Codec } from '../codec/envelope.js'
-import { InvalidOptionsError } from '../errors.js'
+import { InvalidOptionsError, TransportError } from '../errors.js'
 import type { HostPort } from './address.js'
 import { type Transport, type TransportHandlers, TransportStats } from './transport.js'
 
@@ -38,8 +38,9 @@ export interface MulticastTransportOptions<M> {
 export class MulticastTransport<M> implements Transport<M> {
   readonly stats = new TransportStats()
   private readonly opts: MulticastTransportOptions<M>
-  private readonly receiver = dgram.createSocket({ type: 'udp4', reuseAddr: true })
-  private readonly sender = dgram.createSocket({ type: 'udp4' })
+  /** Made by start(), so a start that failed (an address in use) can be tried again on fresh sockets. */
+  private receiver: dgram.Socket | undefined
+  private sender: dgram.Socket | undefined
   private handlers: TransportHandlers<M> | undefined
   private readonly heard = new Set<string>()
   private senderPort = -1
@@ -58,31 +59,55 @@ export class MulticastTransport<M> implements Transport<M> {
     return this.opts.interfaceAddress
   }
 
+  connectedPeers(): string[] {
+    return [...this.heard]
+  }
+
+  /**
+   * Binds both sockets and joins the group. A failure rejects with a TransportError naming the group,
+   * closes whatever was opened, and leaves the transport ready to be started again.
+   */
   async start(handlers: TransportHandlers<M>): Promise<void> {
-    this.handlers = handlers
     const { group, interfaceAddress } = this.opts
+    const groupAddress = `${group.host}:${group.port}`
+    if (this.closed)
+      throw new TransportError(`transport for ${groupAddress} is closed`, { address: groupAddress })
+    const receiver = dgram.createSocket({ type: 'udp4', reuseAddr: true })
+    const sender = dgram.createSocket({ type: 'udp4' })
+    try {
+      await bind(sender, 0, interfaceAddress)
+      sender.setMulticastInterface(interfaceAddress)
+      sender.setMulticastTTL(this.opts.ttl ?? 1)
+      sender.setMulticastLoopback(true) // other nodes on this host must hear us
+      // Bound to the group address (not 0.0.0.0), the socket receives only this group's traffic.
+      await bind(receiver, group.port, group.host)
+      receiver.addMembership(group.host, interfaceAddress)
+    } catch (err) {
+      await Promise.all([closeSocket(receiver), closeSocket(sender)])
+      throw new TransportError(
+        `cannot join multicast group ${groupAddress} on ${interfaceAddress}: ${(err as Error).message}`,
+        { cause: err, address: groupAddress },
+      )
+    }
     // Errors after start (an interface going away) must not crash the node; sends are counted instead.
-    this.receiver.on('error', () => {})
-    this.sender.on('error', () => {})
-    this.receiver.on('message', (bytes, rinfo) => this.deliver(bytes, rinfo))
-    await bind(this.sender, 0, interfaceAddress)
-    this.senderPort = this.sender.address().port
-    this.sender.setMulticastInterface(interfaceAddress)
-    this.sender.setMulticastTTL(this.opts.ttl ?? 1)
-    this.sender.setMulticastLoopback(true) // other nodes on this host must hear us
-    // Bound to the group address (not 0.0.0.0), the socket receives only this group's traffic.
-    await bind(this.receiver, group.port, group.host)
-    this.receiver.addMembership(group.host, interfaceAddress)
+    receiver.on('error', () => {})
+    sender.on('error', () => {})
+    receiver.on('message', (bytes, rinfo) => this.deliver(bytes, rinfo))
+    this.handlers = handlers
+    this.receiver = receiver
+    this.sender = sender
+    this.senderPort = sender.address().port
   }
 
   send(to: string, msg: M): void {
-    if (this.closed || this.senderPort < 0) {
+    const sender = this.sender
+    if (this.closed || !sender) {
       this.stats.sendFailures++
       return
     }
     // One datagram to the group whoever it is for; the envelope's `to` lets others ignore it.
     const bytes = this.opts.codec.encode(to, msg)
-    this.sender.send(bytes, this.opts.group.port, this.opts.group.host, (err) => {
+    sender.send(bytes, this.opts.group.port, this.opts.group.host, (err) => {
       if (err) this.stats.sendFailures++
     })
     this.stats.messagesSent++
@@ -92,7 +117,7 @@ export class MulticastTransport<M> implements Transport<M> {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    await Promise.all([closeSocket(this.receiver), closeSocket(this.sender)])
+    await Promise.all([this.receiver, this.sender].map((socket) => socket && closeSocket(socket)))
   }
 
   private deliver(bytes: Buffer, rinfo: dgram.RemoteInfo): void {

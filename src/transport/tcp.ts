@@ -8,10 +8,14 @@
  * Fast failure detection: when an established outbound connection closes, the transport dials again at
  * once. A live process accepts; a dead one's port refuses straight away (ECONNREFUSED), and only then
  * does the transport report the peer unreachable. A flaky link or a paused process never looks dead.
+ *
+ * Every dial has a timeout (a blackholed peer is retried with backoff, not left to the kernel's minute
+ * of SYN retransmissions), and every socket has TCP keepalive and Nagle off.
  */
 import net from 'node:net'
 import type { Codec } from '../codec/envelope.js'
 import { encodeFrame, FrameDecoder } from '../codec/frame.js'
+import { TransportError } from '../errors.js'
 import { BROADCAST } from '../protocol/machine.js'
 import { formatHostPort, type HostPort, parseHostPort } from './address.js'
 import { type Transport, type TransportHandlers, TransportStats } from './transport.js'
@@ -27,6 +31,18 @@ export interface TcpTransportOptions<M> {
   reconnectInitialMs?: number
   /** Default 2000. */
   reconnectMaxMs?: number
+  /**
+   * How long a dial may wait for the peer to accept (ms) before it is abandoned and tried again with
+   * backoff. Without it, a dial begun while the peer is blackholed (SYNs silently dropped) waits for the
+   * kernel's SYN retransmissions, which back off to a minute and more, long after the network healed.
+   * Default 1000; the election drivers pass a few heartbeat intervals.
+   */
+  connectTimeoutMs?: number
+  /**
+   * Idle time before TCP keepalive probes start (ms), on every connection: a peer that vanished (a
+   * powered-off host) from a connection with nothing to send is noticed. Default 1000.
+   */
+  keepAliveMs?: number
   /** Messages are dropped (and counted) while a peer's send buffer holds more than this. Default 1 MiB. */
   maxBufferedBytes?: number
   /** Called when a message is dropped, with the reason and the id it claimed (if any). */
@@ -48,7 +64,7 @@ interface Outbound {
 export class TcpTransport<M> implements Transport<M> {
   readonly stats = new TransportStats()
   private readonly opts: TcpTransportOptions<M>
-  private readonly server = net.createServer()
+  private readonly server = net.createServer((socket) => this.accept(socket))
   private readonly outbound = new Map<string, Outbound>()
   private readonly inbound = new Set<net.Socket>()
   private handlers: TransportHandlers<M> | undefined
@@ -57,6 +73,8 @@ export class TcpTransport<M> implements Transport<M> {
   private readonly initialMs: number
   private readonly maxMs: number
   private readonly maxBuffered: number
+  private readonly connectTimeoutMs: number
+  private readonly keepAliveMs: number
   private readonly random: () => number
 
   constructor(opts: TcpTransportOptions<M>) {
@@ -64,6 +82,8 @@ export class TcpTransport<M> implements Transport<M> {
     this.initialMs = opts.reconnectInitialMs ?? 50
     this.maxMs = opts.reconnectMaxMs ?? 2000
     this.maxBuffered = opts.maxBufferedBytes ?? 1024 * 1024
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 1000
+    this.keepAliveMs = opts.keepAliveMs ?? 1000
     this.random = opts.random ?? Math.random
     for (const [id, addr] of opts.peers) this.outbound.set(id, this.newOutbound(id, addr))
   }
@@ -99,16 +119,32 @@ export class TcpTransport<M> implements Transport<M> {
     return this.boundAddress
   }
 
+  connectedPeers(): string[] {
+    return [...this.outbound.values()].filter((o) => o.connected).map((o) => o.id)
+  }
+
+  /**
+   * Listens, then dials every peer. A failure to listen (EADDRINUSE, EADDRNOTAVAIL, ...) rejects with a
+   * TransportError naming the address, and leaves the transport as it was: start() may be tried again.
+   */
   async start(handlers: TransportHandlers<M>): Promise<void> {
-    this.handlers = handlers
-    this.server.on('connection', (socket) => this.accept(socket))
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject)
-      this.server.listen(this.opts.listen.port, this.opts.listen.host, () => {
-        this.server.off('error', reject)
-        resolve()
+    const listen = formatHostPort(this.opts.listen)
+    if (this.closed) throw new TransportError(`transport for ${listen} is closed`, { address: listen })
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.server.once('error', reject)
+        this.server.listen(this.opts.listen.port, this.opts.listen.host, () => {
+          this.server.off('error', reject)
+          resolve()
+        })
       })
-    })
+    } catch (err) {
+      throw new TransportError(`cannot listen on ${listen}: ${(err as Error).message}`, {
+        cause: err,
+        address: listen,
+      })
+    }
+    this.handlers = handlers
     const addr = this.server.address()
     if (addr && typeof addr === 'object')
       this.boundAddress = formatHostPort({ host: addr.address, port: addr.port })
@@ -163,7 +199,19 @@ export class TcpTransport<M> implements Transport<M> {
     const socket = net.connect({ host: out.target.host, port: out.target.port })
     out.socket = socket
     socket.setNoDelay(true)
+    socket.setKeepAlive(true, this.keepAliveMs)
+    // Abandoned without an error: a dial that timed out says nothing about the peer's process, so it
+    // never counts as "unreachable" below (only a refusal does); it is tried again with backoff.
+    // Checked again after the poll phase (setImmediate): when the event loop was blocked past the
+    // deadline (start-up, a slow fsync), a connection that completed meanwhile is reported there, after
+    // this timer, and must not be torn down.
+    const connectTimer = setTimeout(
+      () => setImmediate(() => socket.connecting && socket.destroy()),
+      this.connectTimeoutMs,
+    )
+    connectTimer.unref()
     socket.on('connect', () => {
+      clearTimeout(connectTimer)
       out.connected = true
       out.probing = false
       out.backoffMs = this.initialMs
@@ -173,6 +221,7 @@ export class TcpTransport<M> implements Transport<M> {
     socket.on('data', () => {})
     socket.on('error', () => {}) // 'close' follows and carries the decision
     socket.on('close', (hadError) => {
+      clearTimeout(connectTimer)
       if (out.socket !== socket || this.closed) return
       const wasConnected = out.connected
       out.connected = false
@@ -205,12 +254,13 @@ export class TcpTransport<M> implements Transport<M> {
   // ---------------------------------------------------------------- inbound
 
   private accept(socket: net.Socket): void {
-    if (this.closed) {
+    if (this.closed || !this.handlers) {
       socket.destroy()
       return
     }
     this.inbound.add(socket)
     socket.setNoDelay(true)
+    socket.setKeepAlive(true, this.keepAliveMs)
     const decoder = new FrameDecoder(this.opts.codec.maxMessageBytes)
     socket.on('data', (chunk: Buffer) => {
       const result = decoder.push(chunk)

@@ -17,6 +17,11 @@ export interface Transport<M> {
   /** Sends one message; `to` is a peer id or BROADCAST. Never throws; undeliverable messages are counted. */
   send(to: string, msg: M): void
   close(): Promise<void>
+  /**
+   * Peers with a connection open now (stream transports), or heard from (datagram transports): what a
+   * rebuilt protocol machine is told about, as a restarted process would see them connect.
+   */
+  connectedPeers?(): string[]
   /** The address this node listens on (host:port), once started. */
   readonly address: string
   readonly stats: TransportStats
