@@ -3,7 +3,11 @@
  * code: every leadership has its own fencing token, and work started for one never runs on with another.
  */
 import assert from 'node:assert/strict'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { test } from 'node:test'
+import pino from 'pino'
+import { Notifier, type NotifyEvent } from '../src/daemon/notify.js'
 import { BullyElection } from '../src/index.js'
 import { sendForged } from './helpers/forge.js'
 import { freePorts, waitFor } from './helpers/raft-cluster.js'
@@ -40,5 +44,43 @@ test('a leader that claims again with a larger epoch restarts whileLeader work w
     assert.deepEqual(events, [`enter ${first.token}`, `leave ${first.token}`, `enter ${second.token}`])
   } finally {
     await e.stop()
+  }
+})
+
+test('--notify-url: a leader that claims again is deposed with the old token and elected with the new', async () => {
+  const got: NotifyEvent[] = []
+  const server = http.createServer((req, res) => {
+    let body = ''
+    req.on('data', (d) => {
+      body += d
+    })
+    req.on('end', () => {
+      got.push(JSON.parse(body) as NotifyEvent)
+      res.end('ok')
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+  const [port] = (await freePorts(1)) as [number]
+  const address = `127.0.0.1:${port}`
+  const e = new BullyElection({ id: 'top', pid: 5, listen: address, timing: 'fast' })
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`
+  const notifier = new Notifier({ url, election: e, log: pino({ level: 'silent' }) })
+  try {
+    await e.start()
+    const first = await waitFor('elected', () => got[0])
+    await sendForged(address, [
+      { from: 'low', msg: { t: 'hb', pid: 1, addr: '127.0.0.1:1', epoch: Number(first.token) } },
+    ])
+    await waitFor('deposed and elected again', () => got.length >= 3)
+    const second = e.leader()?.token.toString()
+    assert.deepEqual(
+      got.map((g) => `${g.event} ${g.token}`),
+      [`elected ${first.token}`, `deposed ${first.token}`, `elected ${second}`],
+    )
+    assert.notEqual(second, first.token)
+  } finally {
+    await e.stop()
+    await notifier.drain()
+    server.close()
   }
 })
