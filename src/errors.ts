@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'CALLBACK_FAILED'
   | 'TRANSPORT'
   | 'PERSISTENCE'
+  | 'PROTOCOL'
 
 export class BallotError extends Error {
   readonly code: ErrorCode
@@ -75,5 +76,16 @@ export class TransportError extends BallotError {
 export class PersistenceError extends BallotError {
   constructor(message: string, options?: ErrorOptions) {
     super('PERSISTENCE', message, options)
+  }
+}
+
+/**
+ * The protocol cannot keep one of its promises as configured or as things stand (a node's terms are
+ * exhausted; two bully nodes share an epoch slot). Reported once per condition on the 'error' stream;
+ * the election keeps running.
+ */
+export class ProtocolError extends BallotError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('PROTOCOL', message, options)
   }
 }

@@ -84,3 +84,27 @@ test('--notify-url: a leader that claims again is deposed with the old token and
     server.close()
   }
 })
+
+test('two nodes in one epoch slot (pids equal modulo 1000) are reported once each, as PROTOCOL errors', async () => {
+  const ports = await freePorts(2)
+  const addrs = ports.map((p) => `127.0.0.1:${p}`)
+  const nodes = [3, 1003].map(
+    (pid, i) => new BullyElection({ pid, listen: addrs[i] as string, nodes: addrs, timing: 'fast' }),
+  )
+  const errors = nodes.map(() => [] as Array<{ code?: string; message: string }>)
+  nodes.forEach((n, i) => {
+    n.on('error', (err) => errors[i]?.push(err as { code?: string; message: string }))
+  })
+  try {
+    await Promise.all(nodes.map((n) => n.start()))
+    await waitFor('both to name the problem', () => errors.every((e) => e.length > 0))
+    await waitFor('a leader', () => nodes.some((n) => n.isLeader()))
+    for (const e of errors) {
+      assert.equal(e.length, 1, JSON.stringify(e))
+      assert.equal(e[0]?.code, 'PROTOCOL')
+      assert.match(e[0]?.message ?? '', /epoch slot/)
+    }
+  } finally {
+    await Promise.all(nodes.map((n) => n.stop()))
+  }
+})

@@ -4,8 +4,9 @@
  * role and leader that ElectionBase reports. A driver builds its machine and transport, then calls
  * `drive()`.
  */
+
 import type { LeaderInfo, StopOptions } from '../election.js'
-import { ClosedError } from '../errors.js'
+import { ClosedError, ProtocolError } from '../errors.js'
 import type { MachineView, ProtocolMachine } from '../protocol/machine.js'
 import type { Transport, TransportStats } from '../transport/transport.js'
 import type { Clock } from './clock.js'
@@ -20,6 +21,8 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
   private machineTransport: Transport<M> | undefined
   private readonly leaderSince = new Map<string, number>()
   private lastView: MachineView | undefined
+  /** Problems the machine named that were already reported. */
+  private readonly reportedProblems = new Set<string>()
   private started = false
   private stopped = false
 
@@ -88,6 +91,11 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
   private onView(view: MachineView): void {
     const prev = this.lastView
     this.lastView = view
+    for (const problem of view.problems ?? []) {
+      if (this.reportedProblems.has(problem)) continue
+      this.reportedProblems.add(problem)
+      this.reportError(new ProtocolError(problem))
+    }
     if (view.role === 'candidate' && (prev?.role !== 'candidate' || view.term > prev.term))
       this.counters.electionsStarted++
     if (view.role === 'leader' && (prev?.role !== 'leader' || prev.term !== view.term))

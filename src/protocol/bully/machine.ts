@@ -15,8 +15,11 @@
  *   - A leader that hears of a newer epoch than its own (from a partition's other leader) claims again
  *     with a larger one, so after any heal the highest node ends up leading with the largest epoch.
  *
- * Each claim takes a new epoch larger than any the node has seen: the fencing token. Under a partition
- * each side may elect its own leader: bully promises one leader only once the network is whole again.
+ * Each claim takes a new epoch larger than any the node has seen, in the node's own slot so that no two
+ * nodes can ever take the same one (see ./epochs.ts): the fencing token. Under a partition each side may
+ * elect its own leader, each with its own token: bully promises one leader only once the network is
+ * whole again.
+ *
  */
 import type { Role } from '../../election.js'
 import {
@@ -30,6 +33,7 @@ import {
   type Ready,
   type Transition,
 } from '../machine.js'
+import { EPOCH_SLOTS, epochSlot, nextEpoch } from './epochs.js'
 import type { BullyHardState, BullyMessage } from './messages.js'
 import { type BullyTiming, outranks, peerExpiryMs, startListenMs } from './options.js'
 
@@ -42,7 +46,11 @@ export interface BullyPeer {
 
 export interface BullyMachineOptions {
   id: string
-  /** This node's rank: the highest pid leads (ties broken by the larger id). */
+  /**
+   * This node's rank: the highest pid leads (ties broken by the larger id). Its pid modulo 1000 is
+   * also the slot its epochs are taken in: give nodes pids that differ there (any distinct pids from 0
+   * to 999) and no two leaderships can ever share a fencing token.
+   */
   pid: number
   /** This node's unicast address, carried in every message. */
   address: string
@@ -83,8 +91,12 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
   private mode: Mode = 'starting'
   /** Epoch of the leadership this node follows or holds (0: none yet). */
   private epoch = 0
-  /** The largest epoch this node has seen anywhere; a claim takes one more. */
+  /** The largest epoch this node has seen anywhere; a claim takes the next one in its slot. */
   private maxEpoch: number
+  /** This node's epoch slot (see ./epochs.ts). */
+  private readonly slot: number
+  /** Peers whose pid puts them in this node's epoch slot (their claims could share a token with ours). */
+  private readonly slotSharers = new Set<string>()
   private leaderId: string | undefined
   private leaderHeard = Number.NEGATIVE_INFINITY
   /** The leader this node just lost: not counted among live nodes until it speaks again. */
@@ -108,6 +120,7 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
     this.self = { pid: opts.pid, id: opts.id }
     this.address = opts.address
     this.timing = opts.timing
+    this.slot = epochSlot(opts.pid)
     this.maxEpoch = opts.hardState?.epoch ?? 0
     for (const p of opts.peers ?? []) if (p.id !== this.id) this.learn(p.id, p.pid, p.address)
   }
@@ -228,7 +241,7 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
   }
 
   private claim(now: number): void {
-    this.maxEpoch++
+    this.maxEpoch = nextEpoch(this.maxEpoch, this.slot)
     this.dirty = true
     this.epoch = this.maxEpoch
     this.mode = 'leader'
@@ -375,7 +388,11 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
       }
       this.peers.set(id, peer)
     }
-    if (pid !== undefined) peer.pid = pid
+    if (pid !== undefined) {
+      peer.pid = pid
+      if (epochSlot(pid) === this.slot) this.slotSharers.add(id)
+      else this.slotSharers.delete(id)
+    }
     if (address !== undefined) peer.address = address
     return peer
   }
@@ -470,6 +487,11 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
       lastContact: Number.isFinite(p.lastHeard) ? p.lastHeard : undefined,
       reachable: !p.gone && now - p.lastHeard <= expiry,
     }))
+    const problems: string[] = []
+    for (const id of this.slotSharers)
+      problems.push(
+        `${id} has pid ${this.peers.get(id)?.pid}, in this node's epoch slot (pid ${this.pid}; pids are taken modulo ${EPOCH_SLOTS}): claims of the two at once could share a fencing token; give every node its own pid from 0 to ${EPOCH_SLOTS - 1}`,
+      )
     return {
       id: this.id,
       role: this.publicRole(),
@@ -477,6 +499,7 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
       leader,
       isLeader: this.mode === 'leader',
       peers,
+      problems,
     }
   }
 }
