@@ -2,7 +2,11 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { BullyMachine } from '../src/protocol/bully/machine.js'
-import type { BullyMessage } from '../src/protocol/bully/messages.js'
+import {
+  type BullyMessage,
+  bullyHardStateSchema,
+  bullyMessageSchema,
+} from '../src/protocol/bully/messages.js'
 import { FAST_BULLY_TIMING, startListenMs } from '../src/protocol/bully/options.js'
 import { BROADCAST, type Outgoing } from '../src/protocol/machine.js'
 
@@ -301,5 +305,67 @@ describe('bully machine: every leadership has its own token', () => {
     assert.ok(a.view(now).isLeader && b.view(now).isLeader, 'each side leads')
     assert.notEqual(ta, tb, 'but with its own token')
     assert.ok(ta > 7 && tb > 7, 'each above every epoch it knew')
+  })
+})
+
+describe('bully machine: epochs near 2^53 cannot brick the cluster', () => {
+  const NEAR = Number.MAX_SAFE_INTEGER // 2^53 - 1: passes the schema; one more does not
+
+  test('an epoch from the wire beyond belief is dropped whole, counted, and changes nothing', () => {
+    const a = node('a', 1)
+    a.step(0, { kind: 'tick' })
+    a.ready()
+    const forged: BullyMessage[] = [
+      { t: 'claim', pid: 1e9, addr: '10.6.6.6', epoch: NEAR },
+      { t: 'hello', pid: 0, addr: '10.6.6.6', epoch: NEAR },
+      { t: 'hb', pid: 1e9, addr: '10.6.6.6', epoch: 2 ** 32 + 1 },
+    ]
+    for (const msg of forged) a.step(1, { kind: 'receive', from: 'mallory', msg })
+    const r = a.ready()
+    assert.equal(r.persist, undefined, 'nothing to persist: maxEpoch unchanged')
+    assert.deepEqual(r.messages, [], 'no reply to the forger')
+    const v = a.view(1)
+    assert.equal(v.dropped?.term, 3)
+    assert.equal(v.leader, undefined)
+    assert.deepEqual(v.peers, [], 'the forger is not even learned as a peer')
+    // Within MAX_TERM_JUMP of what it knows: believed (a real leader it had not heard of).
+    a.step(2, { kind: 'receive', from: 'z', msg: { t: 'hb', pid: 9, addr: '10.0.0.9', epoch: 2 ** 32 } })
+    assert.deepEqual(a.view(2).leader, { id: 'z', term: 2 ** 32 })
+    assert.deepEqual(a.ready().persist, { epoch: 2 ** 32 })
+  })
+
+  test('no epoch above MAX_TERM is ever persisted or sent: a node whose next claim would pass it never claims', () => {
+    // Slot 5: the next epoch above 2^53 - 2 in it is past 2^53.
+    const a = node('a', 5, NEAR - 1)
+    a.step(0, { kind: 'tick' })
+    a.ready()
+    a.step(startListenMs(T), { kind: 'tick' })
+    const r = a.ready()
+    assert.equal(r.persist, undefined)
+    assert.ok(!r.messages.some((m) => m.msg.t === 'claim'), 'no claim')
+    assert.ok(r.messages.every((m) => m.msg.epoch <= NEAR && bullyMessageSchema.safeParse(m.msg).success))
+    const v = a.view(startListenMs(T))
+    assert.equal(v.isLeader, false)
+    assert.match((v.problems ?? []).join(), /epochs exhausted/)
+
+    // Slot 991: 2^53 - 1 itself is its next epoch. It claims it, and what it writes every peer and its
+    // own restart can read; after that it cannot claim again, and follows whoever leads.
+    const b = node('b', 991, NEAR - 1)
+    b.step(0, { kind: 'tick' })
+    b.ready()
+    b.step(startListenMs(T), { kind: 'tick' })
+    const rb = b.ready()
+    assert.deepEqual(rb.persist, { epoch: NEAR })
+    assert.ok(bullyHardStateSchema.safeParse(rb.persist).success, 'its own state file will load')
+    const claim = rb.messages.find((m) => m.msg.t === 'claim')
+    assert.equal(claim?.msg.epoch, NEAR)
+    assert.ok(bullyMessageSchema.safeParse(claim?.msg).success, 'every peer accepts its claim')
+    // A lower node leading with the same epoch: b would claim again, but cannot; it steps down instead.
+    const t = startListenMs(T) + 1
+    b.step(t, { kind: 'receive', from: 'c', msg: { t: 'hb', pid: 1, addr: 'c', epoch: NEAR } })
+    const after = b.ready()
+    assert.equal(after.persist, undefined)
+    assert.ok(!after.messages.some((m) => m.msg.epoch > NEAR))
+    assert.deepEqual(b.view(t).leader, { id: 'c', term: NEAR })
   })
 })

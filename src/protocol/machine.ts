@@ -81,6 +81,12 @@ export interface MachineView {
   leaseExpiresAt?: number
   peers: PeerView[]
   /**
+   * Messages the machine itself refused after the codec had accepted them, by reason, counted since
+   * start ('term': a term or epoch beyond belief, see ./terms.ts). The runtime adds them to the
+   * transport's drop counts, so they show wherever dropped messages do.
+   */
+  dropped?: Readonly<Record<string, number>>
+  /**
    * Conditions under which the protocol cannot keep a promise, in words for an operator (terms
    * exhausted, two bully nodes in one epoch slot). The runtime reports each one once, as an error event.
    */

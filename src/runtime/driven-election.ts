@@ -5,6 +5,7 @@
  * `drive()`.
  */
 
+import type { DropReason } from '../codec/envelope.js'
 import type { LeaderInfo, StopOptions } from '../election.js'
 import { ClosedError, ProtocolError } from '../errors.js'
 import type { MachineView, ProtocolMachine } from '../protocol/machine.js'
@@ -21,6 +22,8 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
   private machineTransport: Transport<M> | undefined
   private readonly leaderSince = new Map<string, number>()
   private lastView: MachineView | undefined
+  /** The machine's own drop counts already added to the transport's, by reason. */
+  private readonly machineDrops = new Map<string, number>()
   /** Problems the machine named that were already reported. */
   private readonly reportedProblems = new Set<string>()
   private started = false
@@ -91,6 +94,7 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
   private onView(view: MachineView): void {
     const prev = this.lastView
     this.lastView = view
+    this.countMachineDrops(view)
     for (const problem of view.problems ?? []) {
       if (this.reportedProblems.has(problem)) continue
       this.reportedProblems.add(problem)
@@ -115,5 +119,21 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
       leader = { id: view.leader.id, address, token: BigInt(view.leader.term), since, tags }
     }
     this.observe(view.role, view.isLeader, leader)
+  }
+
+  /**
+   * Adds what the machine refused (an epoch beyond belief, say) to the transport's drop counts, so
+   * /status, /metrics and the fixtures show it with every other dropped message, by its own reason.
+   */
+  private countMachineDrops(view: MachineView): void {
+    const stats = this.machineTransport?.stats
+    if (!view.dropped || !stats) return
+    for (const [reason, total] of Object.entries(view.dropped)) {
+      const counted = this.machineDrops.get(reason) ?? 0
+      // The codec's DropReason does not list the machine's reasons ('term') yet; the counts are a
+      // plain map keyed by the reason's name all the same.
+      for (let i = counted; i < total; i++) stats.drop(reason as DropReason)
+      this.machineDrops.set(reason, total)
+    }
   }
 }

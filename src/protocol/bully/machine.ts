@@ -20,6 +20,10 @@
  * elect its own leader, each with its own token: bully promises one leader only once the network is
  * whole again.
  *
+ * An epoch from the wire is believed only within `MAX_TERM_JUMP` of the largest known (../terms.ts): a
+ * message with any other is dropped whole, counted (`view().dropped.term`), and changes nothing. No
+ * epoch above `MAX_TERM` is ever persisted or sent: a node whose next claim would pass it never claims
+ * again, and says so in `view().problems`.
  */
 import type { Role } from '../../election.js'
 import {
@@ -33,6 +37,7 @@ import {
   type Ready,
   type Transition,
 } from '../machine.js'
+import { believableTerm, MAX_TERM } from '../terms.js'
 import { EPOCH_SLOTS, epochSlot, nextEpoch } from './epochs.js'
 import type { BullyHardState, BullyMessage } from './messages.js'
 import { type BullyTiming, outranks, peerExpiryMs, startListenMs } from './options.js'
@@ -95,6 +100,10 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
   private maxEpoch: number
   /** This node's epoch slot (see ./epochs.ts). */
   private readonly slot: number
+  /** Messages refused for an epoch beyond belief (see ../terms.ts). */
+  private droppedForEpoch = 0
+  /** Set once this node's next claim would pass MAX_TERM: it never claims again. */
+  private exhausted = false
   /** Peers whose pid puts them in this node's epoch slot (their claims could share a token with ours). */
   private readonly slotSharers = new Set<string>()
   private leaderId: string | undefined
@@ -240,7 +249,24 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
     this.scheduleClaim(now)
   }
 
+  /** Whether this node can still take a new epoch (its next one would not pass MAX_TERM). */
+  private canClaim(): boolean {
+    return nextEpoch(this.maxEpoch, this.slot) <= MAX_TERM
+  }
+
   private claim(now: number): void {
+    if (!this.canClaim()) {
+      // Sending or persisting a larger epoch would brick every peer and this node's own restart. Never
+      // claim again; a leader that had to claim again steps down.
+      this.exhausted = true
+      this.electionDeadline = Number.POSITIVE_INFINITY
+      if (this.leaderId === this.id) {
+        this.leaderId = undefined
+        this.mode = 'electing'
+        this.heartbeatDeadline = Number.POSITIVE_INFINITY
+      }
+      return
+    }
     this.maxEpoch = nextEpoch(this.maxEpoch, this.slot)
     this.dirty = true
     this.epoch = this.maxEpoch
@@ -279,6 +305,11 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
 
   private receive(now: number, from: string, msg: BullyMessage): void {
     if (from === this.id) return
+    if (!believableTerm(this.maxEpoch, msg.epoch)) {
+      // Believed, it would lift maxEpoch near 2^53, where no node could ever claim again.
+      this.droppedForEpoch++
+      return
+    }
     const known = this.peers.get(from)
     const isNew = known === undefined || known.gone || now - known.lastHeard > peerExpiryMs(this.timing)
     const peer = this.learn(from, msg.pid, msg.addr)
@@ -321,7 +352,8 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
   /** A claim or heartbeat: `peer` says it leads with `epoch`. */
   private onLeaderMessage(now: number, peer: PeerState, epoch: number): void {
     const candidate = { pid: peer.pid ?? Number.NEGATIVE_INFINITY, id: peer.id }
-    if (outranks(this.self, candidate) && !this.resigned) {
+    // A node that can no longer claim (epochs exhausted) follows whoever leads instead.
+    if (outranks(this.self, candidate) && !this.resigned && this.canClaim()) {
       // We outrank it and we are alive: bully it.
       if (this.mode === 'leader') {
         if (epoch >= this.epoch) this.claimAgain(now)
@@ -488,6 +520,10 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
       reachable: !p.gone && now - p.lastHeard <= expiry,
     }))
     const problems: string[] = []
+    if (this.exhausted)
+      problems.push(
+        `epochs exhausted: the next claim would pass ${MAX_TERM}, so this node never claims again`,
+      )
     for (const id of this.slotSharers)
       problems.push(
         `${id} has pid ${this.peers.get(id)?.pid}, in this node's epoch slot (pid ${this.pid}; pids are taken modulo ${EPOCH_SLOTS}): claims of the two at once could share a fencing token; give every node its own pid from 0 to ${EPOCH_SLOTS - 1}`,
@@ -499,6 +535,7 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
       leader,
       isLeader: this.mode === 'leader',
       peers,
+      dropped: { term: this.droppedForEpoch },
       problems,
     }
   }

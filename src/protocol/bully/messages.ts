@@ -4,8 +4,14 @@
  * message) and whether it has resigned (so others do not wait for it to claim).
  */
 import { z } from 'zod'
+import { MAX_TERM } from '../terms.js'
 
-const epoch = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
+/**
+ * Every epoch a machine can send or persist (it never goes above MAX_TERM), so that what one node
+ * writes every node, and its own restart, can read. Whether an epoch from the wire is believed is the
+ * machine's judgement (../terms.ts), not the schema's.
+ */
+const epoch = z.number().int().nonnegative().max(MAX_TERM)
 const pid = z.number().int().min(-Number.MAX_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER)
 const base = {
   pid,
