@@ -282,6 +282,23 @@ describe('bully machine: every leadership has its own token', () => {
     assert.ok((settled?.term ?? 0) > Math.max(a, b), 'the survivor leads with a token above both')
   })
 
+  test('a claim is above every epoch the claimer could know of, even one its leader only heard of', () => {
+    // b leads with 1002 but has heard of 1005 (a higher node's hello from the other side of a lossy
+    // link). a, which outranks b, bullies it at once: its epoch must be above 1005, not just 1002.
+    const a = node('a', 3)
+    a.step(0, { kind: 'tick' })
+    a.ready()
+    a.step(1, { kind: 'receive', from: 'b', msg: { t: 'hb', pid: 2, addr: 'b', epoch: 1002, max: 1005 } })
+    const claim = a.ready().messages.find((m) => m.msg.t === 'claim')
+    assert.equal(claim?.msg.epoch, 2003)
+    // And a leader tells what it knows: its heartbeats carry the largest epoch it has heard of.
+    a.step(2, { kind: 'receive', from: 'c', msg: { t: 'hello', pid: 9, addr: 'c', epoch: 5009 } })
+    a.ready()
+    a.step(2 + T.heartbeatIntervalMs, { kind: 'tick' })
+    const hb = a.ready().messages.find((m) => m.msg.t === 'hb')
+    assert.deepEqual([hb?.msg.epoch, hb?.msg.t === 'hb' && hb.msg.max], [2003, 5009])
+  })
+
   test('a peer in the same epoch slot (pids equal modulo 1000) is named as a problem', () => {
     const a = node('a', 7)
     a.step(0, { kind: 'tick' })

@@ -305,7 +305,8 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
 
   private receive(now: number, from: string, msg: BullyMessage): void {
     if (from === this.id) return
-    if (!believableTerm(this.maxEpoch, msg.epoch)) {
+    const heardOf = msg.t === 'claim' || msg.t === 'hb' ? Math.max(msg.epoch, msg.max ?? 0) : msg.epoch
+    if (!believableTerm(this.maxEpoch, msg.epoch) || !believableTerm(this.maxEpoch, heardOf)) {
       // Believed, it would lift maxEpoch near 2^53, where no node could ever claim again.
       this.droppedForEpoch++
       return
@@ -318,8 +319,8 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
     peer.gone = false
     peer.resigned = msg.resigned ?? false
     peer.epoch = msg.epoch
-    if (msg.epoch > this.maxEpoch) {
-      this.maxEpoch = msg.epoch
+    if (heardOf > this.maxEpoch) {
+      this.maxEpoch = heardOf
       this.dirty = true
     }
     switch (msg.t) {
@@ -431,7 +432,11 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
 
   private message(t: 'hello' | 'claim' | 'hb' | 'bye'): BullyMessage {
     const m = { t, pid: this.pid, addr: this.address, epoch: this.maxEpoch } as BullyMessage
-    if (t === 'claim' || t === 'hb') m.epoch = this.epoch
+    if (m.t === 'claim' || m.t === 'hb') {
+      m.epoch = this.epoch
+      // What we have heard of travels on, so a claim made after hearing us is above it too.
+      if (this.maxEpoch > this.epoch) m.max = this.maxEpoch
+    }
     if (this.resigned) m.resigned = true
     return m
   }

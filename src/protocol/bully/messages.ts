@@ -22,6 +22,13 @@ const base = {
   resigned: z.boolean().optional(),
 }
 
+/**
+ * The largest epoch the leader has heard of, when above the one it leads with (a higher node's, from
+ * across a lossy link, say): so that whoever claims next, having heard this leader, claims above it.
+ * Older nodes ignore it.
+ */
+const max = epoch.optional()
+
 /** Every node the leader knows, so nodes that were given different lists still all find each other. */
 const members = z
   .array(z.object({ id: z.string().min(1).max(128), addr: z.string().min(1).max(256) }))
@@ -32,9 +39,9 @@ export const bullyMessageSchema = z.discriminatedUnion('t', [
   /** I am here (at start, every alive interval, and in reply to a newcomer). */
   z.object({ t: z.literal('hello'), ...base }),
   /** I lead from now on, with this new epoch (the fencing token). */
-  z.object({ t: z.literal('claim'), ...base, members }),
+  z.object({ t: z.literal('claim'), ...base, max, members }),
   /** I still lead, with the epoch I claimed (now and then with the members I know). */
-  z.object({ t: z.literal('hb'), ...base, members }),
+  z.object({ t: z.literal('hb'), ...base, max, members }),
   /** I am leaving (stop), or stepping down (resign): do not wait for my silence to be noticed. */
   z.object({ t: z.literal('bye'), ...base, leaving: z.boolean() }),
 ])

@@ -74,6 +74,6 @@ export function bullyAdapter(opts: AdapterOptions = {}): ProtocolAdapter<BullyMe
     },
     isElectionMessage: (msg) => msg.t === 'claim',
     describe: (msg) =>
-      `${msg.t} pid=${msg.pid} e${msg.epoch}${msg.resigned ? ' resigned' : ''}${msg.t === 'bye' && msg.leaving ? ' leaving' : ''}`,
+      `${msg.t} pid=${msg.pid} e${msg.epoch}${(msg.t === 'claim' || msg.t === 'hb') && msg.max !== undefined ? ` max=${msg.max}` : ''}${msg.resigned ? ' resigned' : ''}${msg.t === 'bye' && msg.leaving ? ' leaving' : ''}`,
   }
 }
