@@ -12,7 +12,7 @@ import { bullyAdapter, runBatch, runSimulation, SCENARIO_NAMES, simPid } from '.
 /**
  * Bully's fencing promise, audited from outside the machines: no two leaderships ever share a token, and
  * each leadership's token is above every token its claimer could know of (causally: every message is
- * stamped, out of band, with the largest token its sender knew). Under a partition the two sides may
+ * stamped, out of band, with the largest token its sender knew when it wrote it). Under a partition the two sides may
  * lead with tokens in either order, so the checker's global 'fencing' (each new token above every
  * earlier one anywhere) is not bully's promise; this is.
  */
@@ -41,6 +41,17 @@ function auditTokens(runs: number, seed: number, voters: number, timing?: string
           },
           ready() {
             const r = m.ready()
+            // What the sender knew when it wrote each message: what it knew before this batch (a
+            // leadership the batch starts may come after some of its messages), or what the message
+            // itself says.
+            const before = known.get(id) ?? 0
+            for (const o of r.messages) {
+              const says = Math.max(
+                o.msg.epoch,
+                (o.msg.t === 'claim' || o.msg.t === 'hb' ? o.msg.max : 0) ?? 0,
+              )
+              stamps.set(o.msg, Math.max(before, says))
+            }
             for (const t of r.transitions) {
               const token = t.role === 'leader' && t.leader?.id === id ? t.leader.term : undefined
               if (token !== undefined && leading.get(id) !== token) {
@@ -54,7 +65,6 @@ function auditTokens(runs: number, seed: number, voters: number, timing?: string
               }
               leading.set(id, token)
             }
-            for (const o of r.messages) stamps.set(o.msg, known.get(id) ?? 0)
             return r
           },
         }
