@@ -134,7 +134,9 @@ export interface Election {
   changes(options?: AbortSignal | ChangesOptions): AsyncIterable<LeadershipChange>
   /**
    * Runs `work` each time this node becomes leader; its signal aborts the moment leadership is lost.
-   * Dispose to stop running it.
+   * Each leadership is one fencing token: if the token changes while this node stays leader (bully
+   * claiming again with a larger epoch), the running work is aborted and started again with the new
+   * `lead`. Dispose to stop running it.
    */
   whileLeader(work: (signal: AbortSignal, lead: LeaderInfo) => Promise<void>): Disposable
   clusterState(): ClusterState

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'STORE_UNAVAILABLE'
   | 'STORE_REFUSED'
   | 'SESSION_LOST'
+  | 'PROTOCOL'
 
 export class BallotError extends Error {
   readonly code: ErrorCode
@@ -112,5 +113,16 @@ export class SessionLostError extends BallotError {
   constructor(store: string, message: string, options?: ErrorOptions) {
     super('SESSION_LOST', `${store}: ${message}`, options)
     this.store = store
+  }
+}
+
+/**
+ * The protocol cannot keep one of its promises as configured or as things stand (a node's terms are
+ * exhausted; two bully nodes share an epoch slot). Reported once per condition on the 'error' stream;
+ * the election keeps running.
+ */
+export class ProtocolError extends BallotError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('PROTOCOL', message, options)
   }
 }

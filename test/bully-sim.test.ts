@@ -5,10 +5,88 @@ import { describe, test } from 'node:test'
 import { BullyMachine } from '../src/protocol/bully/machine.js'
 import type { BullyHardState, BullyMessage } from '../src/protocol/bully/messages.js'
 import { FAST_BULLY_TIMING } from '../src/protocol/bully/options.js'
+import type { Input, ProtocolMachine } from '../src/protocol/machine.js'
 import type { ProtocolAdapter } from '../src/sim/adapter.js'
 import { bullyAdapter, runBatch, runSimulation, SCENARIO_NAMES, simPid } from '../src/sim/index.js'
 
+/**
+ * Bully's fencing promise, audited from outside the machines: no two leaderships ever share a token, and
+ * each leadership's token is above every token its claimer could know of (causally: every message is
+ * stamped, out of band, with the largest token its sender knew when it wrote it). Under a partition the two sides may
+ * lead with tokens in either order, so the checker's global 'fencing' (each new token above every
+ * earlier one anywhere) is not bully's promise; this is.
+ */
+function auditTokens(runs: number, seed: number, voters: number, timing?: string) {
+  const found: string[] = []
+  for (let s = seed; s < seed + runs; s++) {
+    const stamps = new WeakMap<object, number>()
+    const known = new Map<string, number>() // survives restarts: bully persists its largest epoch
+    const owner = new Map<number, string>()
+    const leading = new Map<string, number | undefined>()
+    const base = bullyAdapter({ timing })
+    const audited: ProtocolAdapter<BullyMessage, BullyHardState> = {
+      ...base,
+      create: (node) => {
+        const m = base.create(node)
+        const id = m.id
+        const wrapped: ProtocolMachine<BullyMessage, BullyHardState> = {
+          id,
+          view: (now) => m.view(now),
+          step(now: number, input: Input<BullyMessage>) {
+            // A stopped machine hears nothing, so learns nothing.
+            if (input.kind === 'receive' && m.view(now).role !== 'stopped') {
+              known.set(id, Math.max(known.get(id) ?? 0, stamps.get(input.msg) ?? 0))
+            }
+            m.step(now, input)
+          },
+          ready() {
+            const r = m.ready()
+            // What the sender knew when it wrote each message: what it knew before this batch (a
+            // leadership the batch starts may come after some of its messages), or what the message
+            // itself says.
+            const before = known.get(id) ?? 0
+            for (const o of r.messages) {
+              const says = Math.max(
+                o.msg.epoch,
+                (o.msg.t === 'claim' || o.msg.t === 'hb' ? o.msg.max : 0) ?? 0,
+              )
+              stamps.set(o.msg, Math.max(before, says))
+            }
+            for (const t of r.transitions) {
+              const token = t.role === 'leader' && t.leader?.id === id ? t.leader.term : undefined
+              if (token !== undefined && leading.get(id) !== token) {
+                const k = known.get(id) ?? 0
+                if (token <= k)
+                  found.push(`seed ${s}: ${id} leads with ${token}, not above ${k} it could know`)
+                const other = owner.get(token)
+                if (other !== undefined) found.push(`seed ${s}: ${other} and ${id} both led with ${token}`)
+                owner.set(token, id)
+                known.set(id, Math.max(k, token))
+              }
+              leading.set(id, token)
+            }
+            return r
+          },
+        }
+        return wrapped
+      },
+    }
+    runSimulation(audited, { seed: s, voters, scenario: 'random' })
+  }
+  return found
+}
+
 describe('simulator: bully', () => {
+  test('2,000 seeded runs, 5 nodes: every leadership has its own token, above every token its claimer could know of', () => {
+    const found = auditTokens(2000, 1, 5)
+    assert.deepEqual(found.slice(0, 5), [], `${found.length} broken`)
+  })
+
+  test('1,000 seeded runs, 3 nodes, fast timings: the same', () => {
+    const found = auditTokens(1000, 50_000, 3, 'fast')
+    assert.deepEqual(found.slice(0, 5), [], `${found.length} broken`)
+  })
+
   test('2,000 seeded runs of the default fault mix, 5 nodes: the highest live node always ends up leading', (t) => {
     const s = runBatch(bullyAdapter(), { seed: 1, runs: 2000, voters: 5, scenario: 'random' })
     t.diagnostic(

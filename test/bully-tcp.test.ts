@@ -8,7 +8,8 @@ import net from 'node:net'
 import { after, describe, test } from 'node:test'
 import { encodeFrame } from '../src/codec/frame.js'
 import { BullyCluster } from './helpers/bully-cluster.js'
-import { freePorts, waitFor } from './helpers/raft-cluster.js'
+import { sendForged } from './helpers/forge.js'
+import { freePorts, type RaftProcess, waitFor } from './helpers/raft-cluster.js'
 
 const clusters: BullyCluster[] = []
 after(async () => {
@@ -62,6 +63,61 @@ describe('bully over TCP', () => {
     assert.deepEqual(members.map((m) => m.id).sort(), [a, b, x, y].sort(), 'a learned both newcomers')
     // A node that is down at start is retried, not fatal: y's list names a node that never starts.
     assert.equal(c.nodes.get('a')?.exited, false)
+  })
+
+  test('an epoch near 2^53 from a stranger (no key) is dropped and counted; elections and restarts go on', async () => {
+    const c = cluster()
+    const ports = await freePorts(3)
+    const addrs = ports.map((p) => `127.0.0.1:${p}`)
+    addrs.forEach((a, i) => {
+      c.start(`e${i + 1}`, { listen: a, nodes: addrs, pid: i + 1 })
+    })
+    const first = await c.waitForLeader(addrs[2])
+    // The frames from the issue: well-formed, schema-valid messages naming the largest safe integer as
+    // their epoch, from a node nobody knows with the highest pid there is. Believed, every node would
+    // follow it at epoch 2^53 - 1, and the next claim (2^53) would fail every peer's schema and the
+    // claimer's own state file.
+    const NEAR = Number.MAX_SAFE_INTEGER
+    const forged = [
+      { from: 'mallory', msg: { t: 'claim', pid: 1e9, addr: '127.0.0.1:1', epoch: NEAR } },
+      { from: 'mallory', msg: { t: 'hb', pid: 1e9, addr: '127.0.0.1:1', epoch: NEAR } },
+      { from: 'mallory', msg: { t: 'hello', pid: 0, addr: '127.0.0.1:1', epoch: NEAR } },
+    ]
+    for (const a of addrs) await sendForged(a, forged)
+    const followedForger = (n: RaftProcess) =>
+      n.events.some((e) => e.ev === 'change' && e.leader === 'mallory')
+    for (const n of c.live()) {
+      // Either fact shows the frames were read: the drops counted, or (the hole) the forger followed.
+      const dropped = await waitFor(`${n.id} to count the drops (or follow the forger)`, () => {
+        if (followedForger(n)) return { followed: 'mallory' }
+        const s = n.events.filter((e) => e.ev === 'state').at(-1)
+        n.send('state')
+        const d = (s?.transport as { dropped?: Record<string, number> } | undefined)?.dropped ?? {}
+        return (d['term-jump'] ?? 0) >= forged.length ? d : undefined
+      })
+      assert.deepEqual(
+        dropped,
+        { 'term-jump': forged.length },
+        `${n.id}: dropped for the epoch, nothing else`,
+      )
+    }
+    // (On a loaded machine a heartbeat can come late and the leader claim again: the same leader, and
+    // an epoch nowhere near 2^53, is what matters.)
+    const now = await c.waitForLeader(addrs[2])
+    assert.ok(now.token >= first.token && now.token < 2 ** 32, `token ${now.token}`)
+    assert.ok(!c.live().some(followedForger), 'nobody followed the forger')
+
+    // Elections go on: kill -9 the leader, the next one is elected with a larger token...
+    const top = c.nodes.get('e3') as NonNullable<ReturnType<typeof c.nodes.get>>
+    top.kill('SIGKILL')
+    await top.waitExit()
+    const second = await c.waitForLeader(addrs[1])
+    assert.ok(second.token > now.token && second.token < 2 ** 32, `token ${second.token}`)
+    // ...and the restarted node reads its own state file and takes over with a larger one still.
+    const back = c.start('e3', { listen: addrs[2] as string, nodes: addrs, pid: 3 })
+    const third = await c.waitForLeader(addrs[2])
+    assert.ok(third.token > second.token, `token ${third.token} after ${second.token}`)
+    assert.ok(!back.events.some((e) => e.ev === 'error'), JSON.stringify(back.events))
   })
 
   test('forged and malformed frames change nothing and are counted', async () => {

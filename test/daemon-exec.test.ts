@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { DaemonCluster, type DaemonProc, waitForAsync } from './helpers/daemon.js'
 import { type ChildRun as Run, readRuns as runs } from './helpers/exec-runs.js'
+import { sendForged } from './helpers/forge.js'
 
 const CHILD = new URL('./fixtures/exec-child.mjs', import.meta.url).pathname
 
@@ -79,6 +80,39 @@ test('exec --exit-with-child: ballot leaves and exits with the command exit code
     await p.waitExit(30_000)
     assert.equal(p.child.exitCode, 7)
     assert.ok(p.logs.some((l) => String(l.msg).includes('leaving with its exit code')))
+  } finally {
+    await solo.close()
+  }
+})
+
+test('exec --algo bully: a leader that claims again restarts the command with the new BALLOT_TOKEN, never two at once', async () => {
+  const solo = await DaemonCluster.create(1)
+  try {
+    const file = join(solo.dir, 'runs.log')
+    const p = solo.start('n1', ['--algo', 'bully', '--pid', '5'], 'exec', [process.execPath, CHILD, file])
+    const first = await waitForAsync('a child to run', async () => runs(file).at(-1))
+    // A lower node that led on the other side of a partition speaks with the same epoch: this node
+    // claims again with a larger one. The child's token is no longer current.
+    const port = solo.members[0]?.port as number
+    await sendForged(`127.0.0.1:${port}`, [
+      { from: 'low', msg: { t: 'hb', pid: 1, addr: '127.0.0.1:1', epoch: first.token } },
+    ])
+    const second = await waitForAsync('a child with the new token', async () => {
+      const r = runs(file).at(-1)
+      return r && r.pid !== first.pid ? r : undefined
+    })
+    assert.ok(second.token > first.token, `new token ${second.token} after ${first.token}`)
+    assert.equal((await p.leaderJson())?.token, String(second.token), 'the token this node now leads with')
+    await waitForAsync('the old child to be gone', async () => !alive(first.pid), 10_000)
+    // Ballot saw the old child exit before it started the new one (its own log, in order).
+    const log = p.logs.map((l) => `${l.msg} ${l.pid}`)
+    const stopped = log.indexOf(`exec: the command stopped ${first.pid}`)
+    const started = log.indexOf(`exec: started the command ${second.pid}`)
+    assert.ok(
+      stopped >= 0 && started > stopped,
+      `old child stopped before the new one started: ${log.join('; ')}`,
+    )
+    assert.ok(second.start > first.end, 'the two children never ran at once')
   } finally {
     await solo.close()
   }

@@ -159,7 +159,10 @@ export const ELECTION_FLAGS: Array<[string, string]> = [
   ['--timing <profile>', 'default (LAN) or fast (loopback, one rack)'],
   ['--data-dir <dir>', 'keep the durable term/vote (raft) or epoch (bully) here'],
   ['--tags <k=v,...>', 'raft: tags announced to every member'],
-  ['--pid <n>', 'bully: rank; the highest pid leads'],
+  [
+    '--pid <n>',
+    'bully: rank; the highest pid leads (give each node its own, 0-999: it keeps tokens distinct)',
+  ],
   ['--multicast <group:port>', 'bully over UDP multicast, e.g. 239.255.41.17:9999'],
   ['--iface <name|ip>', 'bully multicast interface'],
   ['--notify-url <url>', 'POST a JSON event here when this node gains or loses leadership'],

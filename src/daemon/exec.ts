@@ -8,6 +8,12 @@
  *   - It runs under `setpriv --pdeathsig KILL`: if ballot dies, even by SIGKILL, the kernel kills it.
  *     Another node can lead only once the dead leader's lease has surely run out (raft waits out the
  *     promises its voters made), by which time the child is long gone.
+ *   - Each leadership has its own token. If the token changes while this node stays leader (bully
+ *     claiming again with a larger epoch after a partition heals), the old leadership is over: the
+ *     child, whose BALLOT_TOKEN is no longer current, is killed as on any loss of leadership, and once
+ *     it is gone a new child starts with the new token. A restart rather than letting it run on: the
+ *     token is in its environment and cannot be changed under it, and a resource fencing on tokens may
+ *     already refuse the old one.
  *   - While leading, a watchdog follows the lease: if heartbeats stop being acknowledged (a partition,
  *     a pause), the child gets SIGTERM when half the lease is left and SIGKILL at a quarter, so it is
  *     dead before the lease lapses and before anyone else may lead. If leadership is lost anyway, the
@@ -95,6 +101,10 @@ export class LeaderExec {
   }
 
   private async lead(signal: AbortSignal, lead: LeaderInfo): Promise<void> {
+    // A new leadership can begin the instant the last one ends (a new token while leading: bully
+    // claiming again). The last one's child was killed when it ended, but must be gone before a child
+    // with the new token starts: never two copies at once, not even for a moment on one host.
+    await this.childExited
     while (!signal.aborted && !this.stopping) {
       if (!this.opts.election.isLeader()) return
       const code = await this.runChild(signal, lead)

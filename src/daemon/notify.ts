@@ -1,6 +1,7 @@
 /**
- * `--notify-url` (the Go daemon's -url): POST a JSON event whenever this node gains or loses leadership,
- * with a timeout per attempt and a few retries with backoff. Events go out in order, one at a time.
+ * `--notify-url` (the Go daemon's -url): POST a JSON event whenever this node gains or loses leadership
+ * (a new token while leading is both: the old leadership deposed, the new one elected), with a timeout
+ * per attempt and a few retries with backoff. Events go out in order, one at a time.
  */
 import type { DaemonElection } from './elections.js'
 import type { Logger } from './log.js'
@@ -30,17 +31,23 @@ export class Notifier {
   constructor(private readonly opts: NotifierOptions) {
     opts.election.on('change', () => {
       const leading = opts.election.isLeader()
-      if (leading === this.leading) return
+      const token = leading ? opts.election.leader()?.token : undefined
+      // A new token while leading is a new leadership: the old one is deposed, the new one elected.
+      if (leading && this.leading && token !== this.lastToken) this.send('deposed', this.lastToken)
+      else if (leading === this.leading) return
       this.leading = leading
-      const token = leading ? opts.election.leader()?.token : this.lastToken
       if (leading) this.lastToken = token
-      this.enqueue({
-        event: leading ? 'elected' : 'deposed',
-        node: opts.election.id,
-        leader: opts.election.leader()?.id ?? null,
-        token: token === undefined ? null : token.toString(),
-        at: new Date().toISOString(),
-      })
+      this.send(leading ? 'elected' : 'deposed', leading ? token : this.lastToken)
+    })
+  }
+
+  private send(event: NotifyEvent['event'], token: bigint | undefined): void {
+    this.enqueue({
+      event,
+      node: this.opts.election.id,
+      leader: this.opts.election.leader()?.id ?? null,
+      token: token === undefined ? null : token.toString(),
+      at: new Date().toISOString(),
     })
   }
 

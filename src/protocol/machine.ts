@@ -98,6 +98,11 @@ export interface MachineView {
    */
   leaseStartsAt?: number
   peers: PeerView[]
+  /**
+   * Conditions under which the protocol cannot keep a promise, in words for an operator (terms
+   * exhausted, two bully nodes in one epoch slot). The runtime reports each one once, as an error event.
+   */
+  problems?: readonly string[]
 }
 
 export interface ProtocolMachine<M, P> {

@@ -45,7 +45,11 @@ export interface BullyElectionOptions {
    * same across restarts, so the same node wins again (the Go daemon drew random ids).
    */
   id?: string
-  /** Rank: the live node with the highest pid leads; ties go to the larger id. Default 0. */
+  /**
+   * Rank: the live node with the highest pid leads; ties go to the larger id. Default 0. Its value
+   * modulo 1000 is also the slot this node's epochs (fencing tokens) are taken in: give every node its
+   * own pid from 0 to 999 and no two leaderships can share a token (nodes sharing a slot are reported).
+   */
   pid?: number
   /** TCP: where to listen (host:port). */
   listen?: string

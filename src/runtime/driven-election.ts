@@ -5,7 +5,7 @@
  * `drive()`.
  */
 import type { LeaderInfo, StopOptions } from '../election.js'
-import { ClosedError, PeerRefusedError } from '../errors.js'
+import { ClosedError, PeerRefusedError, ProtocolError } from '../errors.js'
 import type { MachineView } from '../protocol/machine.js'
 import type { Transport, TransportStats } from '../transport/transport.js'
 import type { Clock } from './clock.js'
@@ -22,6 +22,8 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
   private readonly leaderSince = new Map<string, number>()
   private lastView: MachineView | undefined
   private readonly refusalsSaid = new Set<string>()
+  /** Problems the machine named that were already reported. */
+  private readonly reportedProblems = new Set<string>()
   private stopped = false
 
   constructor(opts: { clock: Clock; callbackTimeoutMs?: number }) {
@@ -100,6 +102,11 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
   private onView(view: MachineView): void {
     const prev = this.lastView
     this.lastView = view
+    for (const problem of view.problems ?? []) {
+      if (this.reportedProblems.has(problem)) continue
+      this.reportedProblems.add(problem)
+      this.reportError(new ProtocolError(problem))
+    }
     if (view.role === 'candidate' && (prev?.role !== 'candidate' || view.term > prev.term))
       this.counters.electionsStarted++
     if (view.role === 'leader' && (prev?.role !== 'leader' || prev.term !== view.term))

@@ -7,6 +7,9 @@
  * (this node may act as leader now: for raft, its lease is valid). enterLeader/leaveLeader and
  * whileLeader follow *leading*, so work is aborted the moment the lease lapses, even before the
  * protocol formally steps down.
+ *
+ * A leadership is one token: when the token changes while this node leads, that is leaving one
+ * leadership and entering the next (leaveLeader, enterLeader, whileLeader work aborted and restarted).
  */
 import { EventEmitter } from 'node:events'
 import type {
@@ -126,10 +129,18 @@ export abstract class ElectionBase implements Election {
 
     const before = this.stateEvent(previousRole, wasLeading)
     const after = this.stateEvent(role, leading)
-    if (before !== after) {
+    // A new token while leading is a new leadership (bully claiming again with a larger epoch, say):
+    // the old one is over, so whatever was fenced with its token must stop, and start again with the
+    // new one. Leading straight through, without this, work would run on with a token no longer current.
+    const newLeadership = before === 'Leader' && after === 'Leader' && leaderChanged
+    if (before !== after || newLeadership) {
       if (before) this.leave(before, previousLeader)
-      if (before === 'Leader')
-        for (const entry of this.leaderWork) entry.ctl?.abort(new Error('leadership lost'))
+      if (before === 'Leader') {
+        const why = newLeadership
+          ? `leadership with token ${previousLeader?.token} ended: a new one began with token ${leader?.token}`
+          : 'leadership lost'
+        for (const entry of this.leaderWork) entry.ctl?.abort(new Error(why))
+      }
       if (after) this.enter(after, leader)
       if (after === 'Leader' && leader) for (const entry of this.leaderWork) this.runLeaderWork(entry, leader)
     }

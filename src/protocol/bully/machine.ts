@@ -15,8 +15,16 @@
  *   - A leader that hears of a newer epoch than its own (from a partition's other leader) claims again
  *     with a larger one, so after any heal the highest node ends up leading with the largest epoch.
  *
- * Each claim takes a new epoch larger than any the node has seen: the fencing token. Under a partition
- * each side may elect its own leader: bully promises one leader only once the network is whole again.
+ * Each claim takes a new epoch larger than any the node has seen, in the node's own slot so that no two
+ * nodes can ever take the same one (see ./epochs.ts): the fencing token. Under a partition each side may
+ * elect its own leader, each with its own token: bully promises one leader only once the network is
+ * whole again.
+ *
+ * An epoch from the wire is believed only within `MAX_TERM_JUMP` of the largest known (../terms.ts): a
+ * message with any other is dropped whole, reported in `Ready.refused` (counted by the runtime), and
+ * changes nothing. No
+ * epoch above `MAX_TERM` is ever persisted or sent: a node whose next claim would pass it never claims
+ * again, and says so in `view().problems`.
  */
 import type { Role } from '../../election.js'
 import {
@@ -28,8 +36,11 @@ import {
   type PeerView,
   type ProtocolMachine,
   type Ready,
+  type Refusal,
   type Transition,
 } from '../machine.js'
+import { believableTerm, MAX_TERM } from '../terms.js'
+import { EPOCH_SLOTS, epochSlot, nextEpoch } from './epochs.js'
 import type { BullyHardState, BullyMessage } from './messages.js'
 import { type BullyTiming, outranks, peerExpiryMs, startListenMs } from './options.js'
 
@@ -42,7 +53,11 @@ export interface BullyPeer {
 
 export interface BullyMachineOptions {
   id: string
-  /** This node's rank: the highest pid leads (ties broken by the larger id). */
+  /**
+   * This node's rank: the highest pid leads (ties broken by the larger id). Its pid modulo 1000 is
+   * also the slot its epochs are taken in: give nodes pids that differ there (any distinct pids from 0
+   * to 999) and no two leaderships can ever share a fencing token.
+   */
   pid: number
   /** This node's unicast address, carried in every message. */
   address: string
@@ -83,8 +98,16 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
   private mode: Mode = 'starting'
   /** Epoch of the leadership this node follows or holds (0: none yet). */
   private epoch = 0
-  /** The largest epoch this node has seen anywhere; a claim takes one more. */
+  /** The largest epoch this node has seen anywhere; a claim takes the next one in its slot. */
   private maxEpoch: number
+  /** This node's epoch slot (see ./epochs.ts). */
+  private readonly slot: number
+  /** Messages refused since the last Ready (an epoch beyond belief, see ../terms.ts). */
+  private refused: Refusal[] = []
+  /** Set once this node's next claim would pass MAX_TERM: it never claims again. */
+  private exhausted = false
+  /** Peers whose pid puts them in this node's epoch slot (their claims could share a token with ours). */
+  private readonly slotSharers = new Set<string>()
   private leaderId: string | undefined
   private leaderHeard = Number.NEGATIVE_INFINITY
   /** The leader this node just lost: not counted among live nodes until it speaks again. */
@@ -108,6 +131,7 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
     this.self = { pid: opts.pid, id: opts.id }
     this.address = opts.address
     this.timing = opts.timing
+    this.slot = epochSlot(opts.pid)
     this.maxEpoch = opts.hardState?.epoch ?? 0
     for (const p of opts.peers ?? []) if (p.id !== this.id) this.learn(p.id, p.pid, p.address)
   }
@@ -227,8 +251,25 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
     this.scheduleClaim(now)
   }
 
+  /** Whether this node can still take a new epoch (its next one would not pass MAX_TERM). */
+  private canClaim(): boolean {
+    return nextEpoch(this.maxEpoch, this.slot) <= MAX_TERM
+  }
+
   private claim(now: number): void {
-    this.maxEpoch++
+    if (!this.canClaim()) {
+      // Sending or persisting a larger epoch would brick every peer and this node's own restart. Never
+      // claim again; a leader that had to claim again steps down.
+      this.exhausted = true
+      this.electionDeadline = Number.POSITIVE_INFINITY
+      if (this.leaderId === this.id) {
+        this.leaderId = undefined
+        this.mode = 'electing'
+        this.heartbeatDeadline = Number.POSITIVE_INFINITY
+      }
+      return
+    }
+    this.maxEpoch = nextEpoch(this.maxEpoch, this.slot)
     this.dirty = true
     this.epoch = this.maxEpoch
     this.mode = 'leader'
@@ -266,6 +307,16 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
 
   private receive(now: number, from: string, msg: BullyMessage): void {
     if (from === this.id) return
+    const heardOf = msg.t === 'claim' || msg.t === 'hb' ? Math.max(msg.epoch, msg.max ?? 0) : msg.epoch
+    if (!believableTerm(this.maxEpoch, msg.epoch) || !believableTerm(this.maxEpoch, heardOf)) {
+      // Believed, it would lift maxEpoch near 2^53, where no node could ever claim again.
+      this.refused.push({
+        peer: from,
+        reason: 'term-jump',
+        detail: `${from} sent epoch ${heardOf}, more than 2^32 above this node's ${this.maxEpoch}; dropped`,
+      })
+      return
+    }
     const known = this.peers.get(from)
     const isNew = known === undefined || known.gone || now - known.lastHeard > peerExpiryMs(this.timing)
     const peer = this.learn(from, msg.pid, msg.addr)
@@ -274,8 +325,8 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
     peer.gone = false
     peer.resigned = msg.resigned ?? false
     peer.epoch = msg.epoch
-    if (msg.epoch > this.maxEpoch) {
-      this.maxEpoch = msg.epoch
+    if (heardOf > this.maxEpoch) {
+      this.maxEpoch = heardOf
       this.dirty = true
     }
     switch (msg.t) {
@@ -308,7 +359,8 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
   /** A claim or heartbeat: `peer` says it leads with `epoch`. */
   private onLeaderMessage(now: number, peer: PeerState, epoch: number): void {
     const candidate = { pid: peer.pid ?? Number.NEGATIVE_INFINITY, id: peer.id }
-    if (outranks(this.self, candidate) && !this.resigned) {
+    // A node that can no longer claim (epochs exhausted) follows whoever leads instead.
+    if (outranks(this.self, candidate) && !this.resigned && this.canClaim()) {
       // We outrank it and we are alive: bully it.
       if (this.mode === 'leader') {
         if (epoch >= this.epoch) this.claimAgain(now)
@@ -375,14 +427,22 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
       }
       this.peers.set(id, peer)
     }
-    if (pid !== undefined) peer.pid = pid
+    if (pid !== undefined) {
+      peer.pid = pid
+      if (epochSlot(pid) === this.slot) this.slotSharers.add(id)
+      else this.slotSharers.delete(id)
+    }
     if (address !== undefined) peer.address = address
     return peer
   }
 
   private message(t: 'hello' | 'claim' | 'hb' | 'bye'): BullyMessage {
     const m = { t, pid: this.pid, addr: this.address, epoch: this.maxEpoch } as BullyMessage
-    if (t === 'claim' || t === 'hb') m.epoch = this.epoch
+    if (m.t === 'claim' || m.t === 'hb') {
+      m.epoch = this.epoch
+      // What we have heard of travels on, so a claim made after hearing us is above it too.
+      if (this.maxEpoch > this.epoch) m.max = this.maxEpoch
+    }
     if (this.resigned) m.resigned = true
     return m
   }
@@ -440,6 +500,8 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
     this.outbox = []
     const transitions = this.transitions
     this.transitions = []
+    const refused = this.refused
+    this.refused = []
     let deadline = Number.POSITIVE_INFINITY
     switch (this.mode) {
       case 'leader':
@@ -453,7 +515,7 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
         deadline = Math.min(this.electionDeadline, this.aliveDeadline)
         break
     }
-    return { persist, messages, transitions, deadline }
+    return { persist, messages, transitions, deadline, ...(refused.length > 0 ? { refused } : {}) }
   }
 
   view(now: number): MachineView {
@@ -470,6 +532,15 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
       lastContact: Number.isFinite(p.lastHeard) ? p.lastHeard : undefined,
       reachable: !p.gone && now - p.lastHeard <= expiry,
     }))
+    const problems: string[] = []
+    if (this.exhausted)
+      problems.push(
+        `epochs exhausted: the next claim would pass ${MAX_TERM}, so this node never claims again`,
+      )
+    for (const id of this.slotSharers)
+      problems.push(
+        `${id} has pid ${this.peers.get(id)?.pid}, in this node's epoch slot (pid ${this.pid}; pids are taken modulo ${EPOCH_SLOTS}): claims of the two at once could share a fencing token; give every node its own pid from 0 to ${EPOCH_SLOTS - 1}`,
+      )
     return {
       id: this.id,
       role: this.publicRole(),
@@ -477,6 +548,7 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
       leader,
       isLeader: this.mode === 'leader',
       peers,
+      problems,
     }
   }
 }

@@ -4,6 +4,11 @@
  * checks are off; the simulator instead measures how long two leaders coexist. It does promise that
  * once the network heals the highest live node leads and everyone names it, and that nothing is
  * elected when nothing fails.
+ *
+ * Its fencing promise is that no two leaderships share a token and each token is above every token its
+ * claimer could know of. A partition legitimately lets a side that never heard of the other's larger
+ * token claim below it, so the checker runs 'fencing' in its 'unique' form (no token led by two nodes,
+ * each node's tokens grow); test/bully-sim.test.ts also audits the "could know of" half from outside.
  */
 import { InvalidOptionsError } from '../../errors.js'
 import { BullyMachine } from '../../protocol/bully/machine.js'
@@ -75,6 +80,6 @@ export function bullyAdapter(opts: AdapterOptions = {}): ProtocolAdapter<BullyMe
     },
     isElectionMessage: (msg) => msg.t === 'claim',
     describe: (msg) =>
-      `${msg.t} pid=${msg.pid} e${msg.epoch}${msg.resigned ? ' resigned' : ''}${msg.t === 'bye' && msg.leaving ? ' leaving' : ''}`,
+      `${msg.t} pid=${msg.pid} e${msg.epoch}${(msg.t === 'claim' || msg.t === 'hb') && msg.max !== undefined ? ` max=${msg.max}` : ''}${msg.resigned ? ' resigned' : ''}${msg.t === 'bye' && msg.leaving ? ' leaving' : ''}`,
   }
 }
