@@ -52,23 +52,7 @@ export function service(name: ServiceName): string {
   return value
 }
 
-/** `count` TCP ports free on 127.0.0.1 right now (all distinct). */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<net.Server>((resolve, reject) => {
-          const s = net.createServer()
-          s.once('error', reject)
-          s.listen(0, '127.0.0.1', () => resolve(s))
-        }),
-    ),
-  )
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port)
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
-  return ports
-}
+export { freePorts } from './raft-cluster.js'
 
 /** True while something accepts TCP connections on 127.0.0.1:port. */
 export function portOpen(port: number): Promise<boolean> {
