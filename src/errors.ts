@@ -11,6 +11,10 @@ export type ErrorCode =
   | 'CALLBACK_FAILED'
   | 'TRANSPORT'
   | 'PERSISTENCE'
+  | 'STORE_UNAVAILABLE'
+  | 'STORE_REFUSED'
+  | 'SESSION_LOST'
+  | 'TOKEN_NOT_NEWER'
 
 export class BallotError extends Error {
   readonly code: ErrorCode
@@ -75,5 +79,53 @@ export class TransportError extends BallotError {
 export class PersistenceError extends BallotError {
   constructor(message: string, options?: ErrorOptions) {
     super('PERSISTENCE', message, options)
+  }
+}
+
+/** A coordination store (etcd, ZooKeeper, Consul, ...) failed a request; `store` names which. */
+export class StoreError extends BallotError {
+  readonly store: string
+  constructor(
+    code: 'STORE_UNAVAILABLE' | 'STORE_REFUSED',
+    store: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(code, message, options)
+    this.store = store
+  }
+}
+
+/** The store cannot be reached, or did not answer in time: the driver retries with backoff. */
+export class StoreUnavailableError extends StoreError {
+  constructor(store: string, message: string, options?: ErrorOptions) {
+    super('STORE_UNAVAILABLE', store, message, options)
+  }
+}
+
+/**
+ * The store answered but refused (bad credentials, no permission, an election prefix holding data that
+ * is not an election entry). Retrying may help once an operator fixes the cause.
+ */
+export class StoreRefusedError extends StoreError {
+  constructor(store: string, message: string, options?: ErrorOptions) {
+    super('STORE_REFUSED', store, message, options)
+  }
+}
+
+/** The store says this candidate's session is gone (expired, revoked): a new one is needed. */
+export class SessionLostError extends BallotError {
+  constructor(message = 'the store session is gone', options?: ErrorOptions) {
+    super('SESSION_LOST', message, options)
+  }
+}
+
+/**
+ * The store showed a leadership whose fencing token is not above one already reported: the driver
+ * refuses to report (or act on) it, since tokens must only grow.
+ */
+export class TokenNotNewerError extends BallotError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('TOKEN_NOT_NEWER', message, options)
   }
 }
