@@ -239,6 +239,7 @@ export class LeaseMachine {
     return (
       this.leadingToken !== undefined &&
       !this.stopping &&
+      !this.rejoin &&
       !this.suspended &&
       this.session !== undefined &&
       now < this.session.validUntil &&
