@@ -513,7 +513,11 @@ export class EtcdBackend implements LeaseBackend {
   /** Maps etcd3's errors to the driver's: session lost, refused (auth), or unavailable. Never names a password. */
   private toError(err: unknown): Error {
     const mod = this.mod
-    const message = (err as Error)?.message ?? String(err)
+    // One line: gRPC appends a multi-line "Resolution note" to connection errors.
+    const message = ((err as Error)?.message ?? String(err))
+      .replace(/\s*Resolution note:[\s\S]*$/, '')
+      .replace(/\s+/g, ' ')
+      .trim()
     const where = `etcd ${this.opts.hosts.join(',')}`
     if (mod) {
       if (err instanceof mod.EtcdLeaseInvalidError || /lease not found/i.test(message))
