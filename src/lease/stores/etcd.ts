@@ -10,7 +10,10 @@
  *   - the line is every key under `NAME/` sorted by create revision: the lowest leads, and its create
  *     revision is the fencing token;
  *   - a waiting candidate watches only the key just before its own (no herd), plus the head's key to
- *     know who leads (what concurrency.Election.Observe watches) and its own key;
+ *     know who leads (what concurrency.Election.Observe watches) and its own key; the head watches the
+ *     whole prefix (one process: no herd), so the leader's list of candidates stays exact, while a
+ *     waiting candidate's list is as of its last read (its join, or a change of the head or of the key
+ *     before its own);
  *   - address and tags go to a sibling key `NAME.ballot-meta/<lease hex>` with the same lease, outside
  *     the prefix, because any key under `NAME/` joins the line.
  *
@@ -322,12 +325,14 @@ export class EtcdBackend implements LeaseBackend {
     if (this.closed) return
     const sorted = [...kvs].sort((a, b) => cmp(BigInt(a.create_revision), BigInt(b.create_revision)))
     const keys = sorted.map((kv) => kv.key.toString())
+    // '' stands for the whole prefix: watched while the line is empty (to see the first candidate come)
+    // and by the head (to keep the leader's list of candidates exact: one process, so no herd).
     const want = new Set<string>()
-    if (keys.length === 0) want.add('')
+    const mine = this.key
+    const at = mine === undefined ? -1 : keys.indexOf(mine)
+    if (keys.length === 0 || at === 0) want.add('')
     else {
       want.add(keys[0] as string)
-      const mine = this.key
-      const at = mine === undefined ? -1 : keys.indexOf(mine)
       if (at > 0) want.add(keys[at - 1] as string)
       if (at >= 0 && mine) want.add(mine)
     }
@@ -344,12 +349,10 @@ export class EtcdBackend implements LeaseBackend {
         .filter((key) => !this.watchers.has(key))
         .map(async (key) => {
           const b = client.watch().startRevision(start)
-          const builder = key === '' ? b.prefix(this.prefix).only('put') : b.key(key).only('delete')
-          const w = builder.watcher()
+          const w = (key === '' ? b.prefix(this.prefix) : b.key(key).only('delete')).watcher()
           this.watchers.set(key, w)
           this.observeWatcher(w, () => this.refresh())
-          if (key === '') w.on('put', () => this.refresh())
-          else w.on('delete', () => this.refresh())
+          w.on('data', () => this.refresh())
         }),
     )
   }
