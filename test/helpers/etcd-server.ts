@@ -18,7 +18,7 @@ const dirs = new Set<string>()
 process.on('exit', () => {
   for (const c of live)
     if (c.exitCode === null && c.signalCode === null && c.pid) process.kill(c.pid, 'SIGKILL')
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  for (const d of dirs) rmSync(d, { recursive: true, force: true, maxRetries: 5 })
 })
 
 export function requireBinary(name: string): void {
