@@ -246,3 +246,60 @@ describe('lease on etcd: the same elections as etcdctl elect', () => {
     await a.e.stop()
   })
 })
+
+describe('lease on etcd: the store fails under a leader', () => {
+  test('etcd killed and restarted, then frozen and thawed: leadership lost in time, errors reported, recovery by itself, never two leaders', async (t) => {
+    const own = await EtcdServer.start()
+    const cs = ['a', 'b', 'c'].map((id) => candidate(own.endpoint, 'fail', id)) // TTL 2 s
+    try {
+      const checker = new ClaimChecker(cs.map((c) => c.e))
+      for (const c of cs) await c.e.start()
+      const validity = 2000 * 0.95 - 200
+      const leader = await waitFor('a leader', () => cs.find((c) => c.e.isLeader()))
+      const before = leader.e.leader()?.token as bigint
+
+      // Killed: every request fails, the watches break; the leader stops leading at once.
+      const t0 = performance.now()
+      await own.stop('SIGKILL')
+      await waitFor('nobody to lead', () => cs.every((c) => !c.e.isLeader()))
+      const lost = performance.now() - t0
+      assert.ok(lost <= validity, `leadership lasted ${lost.toFixed(0)} ms after etcd died`)
+      await waitFor('every candidate to report the store unavailable', () =>
+        cs.every((c) => c.errors.some((e) => e.code === 'STORE_UNAVAILABLE')),
+      )
+      await waitFor('a few retries', () => cs.every((c) => c.e.view().failures >= 2))
+      await own.restart()
+      const next = await waitFor(
+        'a leader after the restart',
+        () => cs.find((c) => c.e.isLeader() && (c.e.leader()?.token ?? 0n) > before),
+        20_000,
+      )
+      t.diagnostic(
+        `killed: leadership lost after ${lost.toFixed(0)} ms; ${next.e.id} leads after the restart`,
+      )
+
+      // Frozen: requests hang; the leader stops leading within its validity (from the last send).
+      const tokenBefore = next.e.leader()?.token as bigint
+      const t1 = performance.now()
+      own.freeze()
+      await waitFor('nobody to lead while etcd is frozen', () => cs.every((c) => !c.e.isLeader()))
+      const frozen = performance.now() - t1
+      assert.ok(frozen <= validity + 20, `leadership lasted ${frozen.toFixed(0)} ms after etcd froze`)
+      await waitFor('the frozen store reported', () =>
+        cs.some((c) => c.errors.some((e) => e.code === 'STORE_UNAVAILABLE' && e.t > t1)),
+      )
+      own.thaw()
+      await waitFor(
+        'a leader after the thaw',
+        () => cs.find((c) => c.e.isLeader() && (c.e.leader()?.token ?? 0n) > tokenBefore),
+        20_000,
+      )
+      t.diagnostic(`frozen: leadership lost after ${frozen.toFixed(0)} ms (validity ${validity} ms)`)
+      assert.deepEqual(checker.overlaps, [])
+      assert.ok(checker.tokensGrow(), checker.describe())
+    } finally {
+      await Promise.all(cs.map((c) => c.e.stop().catch(() => undefined)))
+      await own.close()
+    }
+  })
+})
