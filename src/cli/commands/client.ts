@@ -158,7 +158,7 @@ export function registerClients(program: Command): void {
             `${new Date(at).toISOString()}  ${leader ? `leader ${leader.id} (token ${leader.token})${leader.address ? ` at ${leader.address}` : ''}` : 'no leader'}`,
           )
       }
-      follower.on('change', (c) => print(c.leader, c.at))
+      follower.on('change', (c) => c.role !== 'stopped' && print(c.leader, c.at))
       follower.on('error', (err) => console.error(`ballot: ${err.message}`))
       await follower.start()
       const stop = () => void follower.stop().then(() => process.exit(0))
