@@ -90,6 +90,8 @@ export class EtcdBackend implements LeaseBackend {
   private leaseId: string | undefined
   private leaseHex: string | undefined
   private lastRevision = -1n
+  private armedRevision = -1n
+  private refreshFailures = 0
   /** Candidates: single-key (or empty-prefix) watches by key. */
   private readonly watchers = new Map<string, Watcher>()
   private refreshing = false
@@ -322,7 +324,9 @@ export class EtcdBackend implements LeaseBackend {
 
   /** Watches, from after `revision`: the head, the key just before ours, and ours (or the empty prefix). */
   private async arm(revision: bigint, kvs: IKeyValue[]): Promise<void> {
-    if (this.closed) return
+    // A join and a refresh may finish in either order: never re-arm from an older read.
+    if (this.closed || revision < this.armedRevision) return
+    this.armedRevision = revision
     const sorted = [...kvs].sort((a, b) => cmp(BigInt(a.create_revision), BigInt(b.create_revision)))
     const keys = sorted.map((kv) => kv.key.toString())
     // '' stands for the whole prefix: watched while the line is empty (to see the first candidate come)
@@ -395,6 +399,7 @@ export class EtcdBackend implements LeaseBackend {
       .then(
         () => {
           this.refreshing = false
+          this.refreshFailures = 0
           if (this.refreshAgain) {
             this.refreshAgain = false
             this.refresh()
@@ -409,9 +414,13 @@ export class EtcdBackend implements LeaseBackend {
             this.events?.suspended(this.toError(err))
           }
           clearTimeout(this.retryTimer)
-          this.retryTimer = setTimeout(() => {
-            this.refresh()
-          }, 250)
+          this.refreshFailures++
+          this.retryTimer = setTimeout(
+            () => {
+              this.refresh()
+            },
+            Math.min(1000, 100 * 2 ** Math.min(this.refreshFailures, 4)),
+          )
         },
       )
   }
