@@ -49,7 +49,7 @@ export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
 
 /** The URL with any password replaced by "***", for messages. */
 export function redactStoreUrl(url: string): string {
-  return url.replace(/\/\/([^@/]*):[^@/]*@/, '//$1:***@')
+  return url.replace(/([^:/@\s]*):[^@/\s]*@/, '$1:***@')
 }
 
 export interface BackendFactoryOptions {
