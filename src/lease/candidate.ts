@@ -10,7 +10,6 @@ import {
   ClosedError,
   InvalidOptionsError,
   SessionLostError,
-  StoreError,
   StoreUnavailableError,
 } from '../errors.js'
 import type { Random } from '../protocol/machine.js'
@@ -348,5 +347,3 @@ export class LeaseElection extends ElectionBase {
     }
   }
 }
-
-export { StoreError }
