@@ -3,7 +3,7 @@
 // that work and never appear in any output, and bad settings refused in one line.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
@@ -246,5 +246,39 @@ test('bad settings: one line naming the setting or the store, never a password',
     assert.match(text[0] as string, line)
     assert.equal(r.code, code, args.join(' '))
     assert.ok(!r.stderr.includes('s3cret'))
+  }
+})
+
+test('without the optional etcd3 package, --store fails with one line naming it', async () => {
+  // A copy of the built package whose node_modules has every dependency but etcd3.
+  const root = mkdtempSync(join(tmpdir(), 'ballot-no-etcd3-'))
+  try {
+    const repo = new URL('..', import.meta.url).pathname
+    cpSync(join(repo, 'dist'), join(root, 'dist'), { recursive: true })
+    cpSync(join(repo, 'package.json'), join(root, 'package.json'))
+    mkdirSync(join(root, 'node_modules'))
+    for (const name of readdirSync(join(repo, 'node_modules')))
+      if (name !== 'etcd3' && !name.startsWith('.'))
+        symlinkSync(join(repo, 'node_modules', name), join(root, 'node_modules', name))
+    const t = new Tracked(
+      spawn(
+        process.execPath,
+        [join(root, 'dist/cli/main.js'), 'leader', '--store', etcd.url, '--election', 'x'],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      ),
+    )
+    runs.push(t)
+    await t.exit
+    const lines = t.stderr.trim().split('\n')
+    assert.equal(lines.length, 1, t.stderr)
+    assert.match(
+      lines[0] as string,
+      /^ballot: store: the etcd store needs the optional package "etcd3": run `npm install etcd3`/,
+    )
+    assert.equal(t.child.exitCode, 2)
+  } finally {
+    rmSync(root, { recursive: true, force: true })
   }
 })
