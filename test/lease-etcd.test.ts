@@ -2,12 +2,13 @@
 // sessions lost and keys deleted behind the driver's back, etcd stopped and restarted, bad
 // configuration, and the same elections as `etcdctl elect`, both ways.
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
 import { LeaseElection } from '../src/lease/candidate.js'
 import { LeaseFollower } from '../src/lease/follower.js'
 import { EtcdBackend } from '../src/lease/stores/etcd.js'
 import { waitForAsync } from './helpers/daemon.js'
-import { EtcdServer } from './helpers/etcd-server.js'
+import { EtcdServer, Tracked } from './helpers/etcd-server.js'
 import { ClaimChecker, candidate, follower, type Recorded } from './helpers/lease.js'
 import { freePorts, waitFor } from './helpers/raft-cluster.js'
 
@@ -110,6 +111,35 @@ describe('lease on etcd', () => {
     assert.equal(f.e.leader()?.address, `${taken.at(-1)?.split('@')[0]}.example:80`)
     for (const c of cs) await c.e.stop()
     await waitFor('the follower to see nobody lead', () => f.e.leader() === undefined)
+    await f.e.stop()
+  })
+
+  test('a follower whose event loop is held up still reports every head, in order', async () => {
+    const election = name()
+    const keys: string[] = []
+    for (let i = 0; i < 4; i++) {
+      const grant = await etcd.etcdctl('lease', 'grant', '60')
+      const id = /lease ([0-9a-f]+) granted/.exec(grant.stdout)?.[1] as string
+      keys.push(`${election}/${id}`)
+      assert.equal((await etcd.etcdctl('put', `--lease=${id}`, `${election}/${id}`, `p${i}`)).code, 0)
+    }
+    const f = track(follower(etcd.endpoint, election))
+    await f.e.start()
+    assert.equal(f.e.leader()?.id, 'p0')
+    // Three heads go while this process is stuck: their events then arrive together.
+    const script = keys
+      .slice(0, 3)
+      .map((k) => `etcdctl --endpoints ${etcd.endpoint} del ${k} >/dev/null`)
+      .join(' && ')
+    const done = new Tracked(spawn('sh', ['-c', script], { stdio: 'ignore' }))
+    const until = Date.now() + 1500
+    while (Date.now() < until) {} // hold the event loop: the deletions happen meanwhile
+    await done.exit
+    await waitFor('the last head', () => f.e.leader()?.id === 'p3')
+    assert.deepEqual(
+      f.leaders().map((l) => l.split('@')[0]),
+      ['p0', 'p1', 'p2', 'p3'],
+    )
     await f.e.stop()
   })
 

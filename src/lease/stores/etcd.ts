@@ -102,6 +102,8 @@ export class EtcdBackend implements LeaseBackend {
   private readonly entries = new Map<string, IKeyValue>()
   private readonly metas = new Map<string, Meta>()
   private followerQueue: Promise<void> = Promise.resolve()
+  private readonly pendingMeta = new Set<string>()
+  private pendingEmits = 0
 
   constructor(opts: EtcdBackendOptions) {
     if (opts.hosts.length === 0) throw new InvalidOptionsError('store', 'give at least one etcd host:port')
@@ -436,23 +438,38 @@ export class EtcdBackend implements LeaseBackend {
       .watcher()
     this.watchers.set(this.prefix, w)
     w.on('data', (res) => {
-      const rev = BigInt(res.header.revision)
-      const added: string[] = []
-      for (const ev of res.events) {
+      // One line per revision, taken now: a response may carry several revisions, and later responses
+      // must not change what an earlier one reports (every head, in order, is the follower's promise).
+      const events = res.events
+      for (let i = 0; i < events.length; i++) {
+        const ev = events[i] as (typeof events)[number]
         const key = ev.kv.key.toString()
         if (ev.type === 'Put') {
-          if (!this.entries.has(key)) added.push(key)
+          if (!this.entries.has(key)) this.pendingMeta.add(key)
           this.entries.set(key, ev.kv)
         } else {
           this.entries.delete(key)
-          this.metas.delete(key.slice(this.prefix.length))
+          this.pendingMeta.delete(key)
         }
+        const next = events[i + 1]
+        if (next && next.kv.mod_revision === ev.kv.mod_revision) continue
+        const rev = BigInt(ev.kv.mod_revision)
+        const kvs = [...this.entries.values()]
+        const added = [...this.pendingMeta]
+        this.pendingMeta.clear()
+        this.pendingEmits++
+        const emit = () => {
+          this.emit(rev, this.toLine(kvs, this.metas))
+          // Metadata of entries gone for good is dropped once no queued line may need it.
+          if (--this.pendingEmits === 0)
+            for (const hex of this.metas.keys())
+              if (!this.entries.has(this.prefix + hex)) this.metas.delete(hex)
+        }
+        this.followerQueue = this.followerQueue
+          .then(() => this.fetchMetas(added))
+          .then(emit, emit)
+          .catch(() => undefined)
       }
-      const line = () => this.followerLine()
-      this.followerQueue = this.followerQueue
-        .then(() => this.fetchMetas(added))
-        .then(() => this.emit(rev, line()))
-        .catch(() => this.emit(rev, line()))
     })
     this.observeWatcher(w, () => {
       if (this.watchers.has(this.prefix)) return
