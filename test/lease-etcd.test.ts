@@ -77,7 +77,7 @@ describe('lease on etcd', () => {
         handovers.push(performance.now() - t0)
         assert.notEqual(to, from)
       }
-      assert.ok(Math.max(...handovers) < 1000, `hand-overs took ${handovers.map((h) => h.toFixed(0))} ms`)
+      assert.ok(Math.max(...handovers) < 5000 / 3, `hand-overs took ${handovers.map((h) => h.toFixed(0))} ms`)
     }
     assert.deepEqual(checker.overlaps, [])
     assert.ok(checker.tokensGrow(), checker.describe())
