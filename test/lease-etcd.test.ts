@@ -289,11 +289,19 @@ describe('lease on etcd: the store fails under a leader', () => {
       const before = leader.e.leader()?.token as bigint
 
       // Killed: every request fails, the watches break; the leader stops leading at once.
+      // Nobody may claim leadership later than `validity` after the store went away (a keep-alive sent
+      // before then proves nothing past it): checked at every look, on the machine's own clock.
+      const claimedLate = (since: number) => {
+        let late = false
+        return () => {
+          if (cs.some((c) => c.e.isLeader()) && performance.now() > since + validity) late = true
+          return cs.every((c) => !c.e.isLeader()) && { late }
+        }
+      }
       const t0 = performance.now()
       await own.stop('SIGKILL')
-      await waitFor('nobody to lead', () => cs.every((c) => !c.e.isLeader()))
+      assert.equal((await waitFor('nobody to lead', claimedLate(t0))).late, false)
       const lost = performance.now() - t0
-      assert.ok(lost <= validity, `leadership lasted ${lost.toFixed(0)} ms after etcd died`)
       await waitFor('every candidate to report the store unavailable', () =>
         cs.every((c) => c.errors.some((e) => e.code === 'STORE_UNAVAILABLE')),
       )
@@ -312,9 +320,8 @@ describe('lease on etcd: the store fails under a leader', () => {
       const tokenBefore = next.e.leader()?.token as bigint
       const t1 = performance.now()
       own.freeze()
-      await waitFor('nobody to lead while etcd is frozen', () => cs.every((c) => !c.e.isLeader()))
+      assert.equal((await waitFor('nobody to lead while etcd is frozen', claimedLate(t1))).late, false)
       const frozen = performance.now() - t1
-      assert.ok(frozen <= validity + 20, `leadership lasted ${frozen.toFixed(0)} ms after etcd froze`)
       await waitFor('the frozen store reported', () =>
         cs.some((c) => c.errors.some((e) => e.code === 'STORE_UNAVAILABLE' && e.t > t1)),
       )
