@@ -44,7 +44,7 @@ type Etcd3Module = typeof import('etcd3')
 let etcd3Module: Promise<Etcd3Module> | undefined
 
 /** Loads the optional peer dependency `etcd3`, or says plainly that it is missing. */
-export function loadEtcd3(): Promise<Etcd3Module> {
+function loadEtcd3(): Promise<Etcd3Module> {
   etcd3Module ??= import('etcd3').catch((err: unknown) => {
     etcd3Module = undefined
     throw new InvalidOptionsError(
