@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'STORE_REFUSED'
   | 'SESSION_LOST'
   | 'PROTOCOL'
+  | 'TOKEN_NOT_NEWER'
 
 export class BallotError extends Error {
   readonly code: ErrorCode
@@ -102,17 +103,15 @@ export class StoreError extends BallotError {
     message: string,
     options?: ErrorOptions,
   ) {
-    super(code, `${store}: ${message}`, options)
+    super(code, message.startsWith(`${store}:`) ? message : `${store}: ${message}`, options)
     this.store = store
   }
 }
 
-/** The store's session is gone for good (expired, revoked, destroyed): a new one is needed. */
-export class SessionLostError extends BallotError {
-  readonly store: string
+/** The store cannot be reached, or did not answer in time: the driver retries with backoff. */
+export class StoreUnavailableError extends StoreError {
   constructor(store: string, message: string, options?: ErrorOptions) {
-    super('SESSION_LOST', `${store}: ${message}`, options)
-    this.store = store
+    super('STORE_UNAVAILABLE', store, message, options)
   }
 }
 
@@ -124,5 +123,34 @@ export class SessionLostError extends BallotError {
 export class ProtocolError extends BallotError {
   constructor(message: string, options?: ErrorOptions) {
     super('PROTOCOL', message, options)
+  }
+}
+
+/**
+ * The store answered but refused (bad credentials, no permission, an election prefix holding data that
+ * is not an election entry). Retrying may help once an operator fixes the cause.
+ */
+export class StoreRefusedError extends StoreError {
+  constructor(store: string, message: string, options?: ErrorOptions) {
+    super('STORE_REFUSED', store, message, options)
+  }
+}
+
+/** The store's session is gone for good (expired, revoked, destroyed): a new one is needed. */
+export class SessionLostError extends BallotError {
+  readonly store: string
+  constructor(store: string, message = 'the session is gone', options?: ErrorOptions) {
+    super('SESSION_LOST', message.startsWith(`${store}:`) ? message : `${store}: ${message}`, options)
+    this.store = store
+  }
+}
+
+/**
+ * The store showed a leadership whose fencing token is not above one already reported: the driver
+ * refuses to report (or act on) it, since tokens must only grow.
+ */
+export class TokenNotNewerError extends BallotError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('TOKEN_NOT_NEWER', message, options)
   }
 }

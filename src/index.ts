@@ -1,6 +1,19 @@
 /** ballot: leader election for Node.js. */
 export * from './election.js'
 export * from './errors.js'
+export type { BackendEvents, BackendSession, LeaseBackend, LineEntry } from './lease/backend.js'
+export { LeaseElection, type LeaseElectionOptions } from './lease/candidate.js'
+export { LeaseFollower, type LeaseFollowerOptions } from './lease/follower.js'
+export {
+  type LeaseInput,
+  LeaseMachine,
+  type LeaseReady,
+  type LeaseRequest,
+  type LeaseView,
+} from './lease/machine.js'
+export { DEFAULT_LEASE_TTL_MS, type LeaseTiming, resolveLeaseTiming } from './lease/options.js'
+export { createBackend, parseStoreUrl, redactStoreUrl, type StoreUrl } from './lease/store-url.js'
+export { EtcdBackend, type EtcdBackendOptions } from './lease/stores/etcd.js'
 export {
   BULLY_TIMING_PROFILES,
   type BullyTiming,

@@ -4,8 +4,10 @@
  * schema; the first problem becomes one line naming the flag (or variable, or file field) at fault.
  */
 import { readFileSync } from 'node:fs'
+import ms from 'ms'
 import { z } from 'zod'
 import { InvalidOptionsError } from '../errors.js'
+import { parseStoreUrl } from '../lease/store-url.js'
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port')
 const PORT = 'must be a port number from 0 to 65535'
@@ -20,6 +22,17 @@ const list = z.preprocess(
       : v,
   z.array(z.string().min(1)),
 )
+const DURATION = 'expected a duration such as 500ms, 2s or 1m'
+/** "500ms", "2s", "1m" (a unit is required; numbers in a JSON config file are milliseconds). */
+export function parseDuration(text: string): number {
+  if (!/^\d+(\.\d+)?\s*[a-z]+$/i.test(text.trim())) return Number.NaN
+  const value = ms(text.trim() as ms.StringValue)
+  return typeof value === 'number' ? value : Number.NaN
+}
+const duration = z.preprocess(
+  (v) => (typeof v === 'string' ? parseDuration(v) : v),
+  z.number({ error: DURATION }).positive(DURATION).finite(DURATION),
+)
 const flag = z.preprocess(
   (v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v),
   z.boolean(),
@@ -27,7 +40,18 @@ const flag = z.preprocess(
 
 export const daemonConfigSchema = z
   .object({
-    algo: z.enum(['raft', 'bully']).default('raft'),
+    algo: z.enum(['raft', 'bully', 'lease']).default('raft'),
+    /** Lease driver: the coordination store, etcd://[user:password@]host:port[,host:port]. */
+    store: z.string().min(1).optional(),
+    /** Lease driver: the election's name in the store (etcd: the key prefix, as with `etcdctl elect`). */
+    election: z.string().min(1).max(256).optional(),
+    /** Lease driver: session TTL. Default 5s. */
+    ttl: duration.optional(),
+    /** Lease driver: store credentials, apart from the URL (never logged). */
+    storeUser: z.string().min(1).optional(),
+    storePassword: z.string().optional(),
+    /** Lease driver: the address published for this node (default: --http). */
+    advertise: hostPort.optional(),
     id: z.string().min(1).max(128).optional(),
     /** Cluster port to listen on (raft, bully over TCP). */
     port: port.default(8117),
@@ -120,6 +144,8 @@ export function loadDaemonConfig(
       source[key] = 'file'
     }
   }
+  // --store alone is enough to pick the lease driver.
+  if (merged.store !== undefined && merged.algo === undefined) merged.algo = 'lease'
   const parsed = daemonConfigSchema.safeParse(merged)
   if (!parsed.success) {
     const issue = parsed.error.issues[0] as z.core.$ZodIssue
@@ -134,6 +160,19 @@ export function loadDaemonConfig(
         `expected key=value, got "${tag}"`,
       )
   }
+  if (config.algo === 'lease') {
+    const name = (k: string) => describe(k, source[k], configPath)
+    if (!config.store)
+      throw new InvalidOptionsError('--store', 'required with --algo lease (e.g. etcd://127.0.0.1:2379)')
+    parseStoreUrl(config.store, name('store'))
+    if (!config.election)
+      throw new InvalidOptionsError('--election', 'required with --store (the election name)')
+    if (!config.id)
+      throw new InvalidOptionsError('--id', 'required with --store (the value of this candidate entry)')
+    return config
+  }
+  if (config.store !== undefined)
+    throw new InvalidOptionsError('--store', `applies to --algo lease only (not ${config.algo})`)
   if (config.algo === 'raft' && config.multicast)
     throw new InvalidOptionsError('--multicast', 'applies to --algo bully only')
   if (!config.multicast && config.nodes.length === 0)
@@ -146,7 +185,13 @@ export function loadDaemonConfig(
 
 /** The flags every election command takes (run, exec); values stay strings for loadDaemonConfig. */
 export const ELECTION_FLAGS: Array<[string, string]> = [
-  ['--algo <name>', 'raft (default) or bully'],
+  ['--algo <name>', 'raft (default), bully, or lease (implied by --store)'],
+  ['--store <url>', 'lease: the store, etcd://[user:pass@]host:port[,host:port]'],
+  ['--election <name>', 'lease: the election name in the store (as with etcdctl elect NAME)'],
+  ['--ttl <duration>', 'lease: session TTL, e.g. 5s (default), 500ms, 1m'],
+  ['--store-user <name>', 'lease: store user (or in the URL; never logged)'],
+  ['--store-password <secret>', 'lease: store password (or BALLOT_STORE_PASSWORD; never logged)'],
+  ['--advertise <host:port>', 'lease: the address published for this node (default: --http)'],
   ['--id <id>', 'this node id (default: its host:port in --nodes)'],
   ['--port <port>', 'cluster port (default 8117)'],
   ['--host <host>', "address to bind the cluster port to (default: this node's host in --nodes)"],

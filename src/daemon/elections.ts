@@ -6,6 +6,8 @@
 import { networkInterfaces } from 'node:os'
 import type { Election } from '../election.js'
 import { InvalidOptionsError } from '../errors.js'
+import { LeaseElection } from '../lease/candidate.js'
+import { createBackend, parseStoreUrl } from '../lease/store-url.js'
 import { BullyElection } from '../runtime/bully-election.js'
 import { RaftElection, type RaftPeer } from '../runtime/raft-election.js'
 import { parseHostPort } from '../transport/address.js'
@@ -69,6 +71,20 @@ export function createElection(config: DaemonConfig): DaemonElection {
   const tags = Object.fromEntries(
     config.tags.map((t) => [t.slice(0, t.indexOf('=')), t.slice(t.indexOf('=') + 1)]),
   )
+  if (config.algo === 'lease') {
+    const backend = createBackend(parseStoreUrl(config.store ?? '', '--store'), {
+      election: config.election ?? '',
+      username: config.storeUser,
+      password: config.storePassword,
+    })
+    return new LeaseElection({
+      id: config.id ?? '',
+      backend,
+      address: config.advertise ?? config.http,
+      tags,
+      timing: config.ttl === undefined ? undefined : { ttlMs: config.ttl },
+    })
+  }
   if (config.algo === 'bully') {
     if (config.multicast) {
       return new BullyElection({

@@ -3,6 +3,7 @@
  * stopped together. `ballot run` and `ballot exec` are both this, with or without a supervised command.
  */
 
+import { redactStoreUrl } from '../lease/store-url.js'
 import { HttpApi } from '../server/http.js'
 import { createMetrics } from '../server/metrics.js'
 import { parseHostPort } from '../transport/address.js'
@@ -59,7 +60,15 @@ export async function startNode(
   }
   await election.start()
   log.info(
-    { id: election.id, address: election.address, http: httpAddress, algo: config.algo },
+    {
+      id: election.id,
+      address: election.address,
+      http: httpAddress,
+      algo: config.algo,
+      ...(config.algo === 'lease'
+        ? { store: redactStoreUrl(config.store ?? ''), election: config.election }
+        : {}),
+    },
     'joined the cluster',
   )
   return {

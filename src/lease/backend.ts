@@ -34,7 +34,12 @@ export interface LineEntry {
 
 /** What a backend tells the driver as it happens. All callbacks run on the driver's event loop. */
 export interface BackendEvents {
-  /** The line changed (a candidate joined or left, the head changed). `head` is the leader, if any. */
+  /**
+   * The line changed (a candidate joined or left, the head changed); entries head first (the head is
+   * the leader, if any). Reports come in the store's order: never a line older than one already
+   * reported, nor older than the answer of a join that already resolved (the machine would take this
+   * candidate's entry for deleted).
+   */
   line(entries: LineEntry[]): void
   /**
    * The connection to the store is in doubt (ZooKeeper: disconnected/SUSPENDED; others: a request
@@ -56,8 +61,12 @@ export interface BackendSession {
 }
 
 /**
- * One store's election recipe for one election name. Every method may reject with a StoreError (stable
- * `code` 'STORE_UNAVAILABLE' or 'STORE_REFUSED'); the driver retries with backoff.
+ * One store's election recipe for one election name. Every method may reject with a StoreError from
+ * ../errors.js (StoreUnavailableError, code 'STORE_UNAVAILABLE': unreachable or no answer; or
+ * StoreRefusedError, 'STORE_REFUSED': the store answered no) or SessionLostError ('SESSION_LOST'); the
+ * driver retries with backoff, and bounds every call with its own timeout (a late answer is ignored).
+ * `connect` rejecting is what `start()` reports for a bad configuration (unreachable address, foreign
+ * data under the election's prefix): connect should make one round trip and check what it finds.
  */
 export interface LeaseBackend {
   /** 'etcd', 'zookeeper', 'consul', ... for logs, metrics and errors. */

@@ -3,7 +3,10 @@
  */
 import type { Command } from 'commander'
 import { EventSource } from 'eventsource'
+import type { LeaderInfo } from '../../election.js'
 import { InvalidOptionsError } from '../../errors.js'
+import { LeaseFollower } from '../../lease/follower.js'
+import { createBackend, parseStoreUrl } from '../../lease/store-url.js'
 
 function baseUrl(http: string): string {
   if (!/^[^:\s]+:\d+$/.test(http))
@@ -17,23 +20,76 @@ const HTTP_FLAG = [
   process.env.BALLOT_HTTP ?? '127.0.0.1:8080',
 ] as const
 
+interface StoreFlags {
+  store?: string
+  election?: string
+  storeUser?: string
+  storePassword?: string
+}
+
+/** `--store URL --election NAME`: read the store directly, as a follower (flags, then BALLOT_* variables). */
+function storeFlags(cmd: Command): Command {
+  return cmd
+    .option('--store <url>', 'read the leader from this store directly (etcd://host:port), not a node')
+    .option('--election <name>', 'with --store: the election name')
+    .option('--store-user <name>', 'with --store: user (or in the URL)')
+    .option('--store-password <secret>', 'with --store: password (or BALLOT_STORE_PASSWORD)')
+}
+
+function storeFollower(flags: StoreFlags): LeaseFollower | undefined {
+  const env = process.env
+  const store = flags.store ?? env.BALLOT_STORE
+  if (!store) return undefined
+  const election = flags.election ?? env.BALLOT_ELECTION
+  if (!election) throw new InvalidOptionsError('--election', 'required with --store')
+  const backend = createBackend(parseStoreUrl(store, '--store'), {
+    election,
+    username: flags.storeUser ?? env.BALLOT_STORE_USER,
+    password: flags.storePassword ?? env.BALLOT_STORE_PASSWORD,
+  })
+  return new LeaseFollower({ backend })
+}
+
+const leaderJson = (l: LeaderInfo) =>
+  JSON.stringify({
+    id: l.id,
+    address: l.address,
+    token: l.token.toString(),
+    since: new Date(l.since).toISOString(),
+    tags: l.tags ?? {},
+  })
+
 export function registerClients(program: Command): void {
-  program
-    .command('leader')
-    .description('Print who leads, as a node sees it (exit 1 while there is no leader)')
-    .option(...HTTP_FLAG)
-    .option('--json', 'print id, address, token, since and tags as JSON')
-    .action(async (flags: { http: string; json?: boolean }) => {
-      const res = await fetch(`${baseUrl(flags.http)}/leader`, {
-        headers: flags.json ? { Accept: 'application/json' } : {},
-      })
-      const body = await res.text()
-      if (res.ok) process.stdout.write(body)
-      else {
-        process.stderr.write(`ballot: no leader: ${body.trim()}\n`)
+  storeFlags(
+    program
+      .command('leader')
+      .description(
+        'Print who leads, as a node (or, with --store, the store) sees it; exit 1 while nobody leads',
+      )
+      .option(...HTTP_FLAG)
+      .option('--json', 'print id, address, token, since and tags as JSON'),
+  ).action(async (flags: { http: string; json?: boolean } & StoreFlags) => {
+    const follower = storeFollower(flags)
+    if (follower) {
+      await follower.start()
+      const l = follower.leader()
+      await follower.stop()
+      if (!l) {
+        process.stderr.write('ballot: no leader: nobody is in the election\n')
         process.exitCode = 1
-      }
+      } else process.stdout.write(`${flags.json ? leaderJson(l) : (l.address ?? l.id)}\n`)
+      return
+    }
+    const res = await fetch(`${baseUrl(flags.http)}/leader`, {
+      headers: flags.json ? { Accept: 'application/json' } : {},
     })
+    const body = await res.text()
+    if (res.ok) process.stdout.write(body)
+    else {
+      process.stderr.write(`ballot: no leader: ${body.trim()}\n`)
+      process.exitCode = 1
+    }
+  })
 
   program
     .command('status')
@@ -84,31 +140,52 @@ export function registerClients(program: Command): void {
       for (const r of rows) console.log(line(r))
     })
 
-  program
-    .command('watch')
-    .description('Stream every state and leader change a node sees (server-sent events), one line each')
-    .option(...HTTP_FLAG)
-    .option('--json', 'print each event as JSON')
-    .action(async (flags: { http: string; json?: boolean }) => {
-      const es = new EventSource(`${baseUrl(flags.http)}/events`)
-      const print = (type: string) => (ev: MessageEvent) => {
-        if (flags.json) return console.log(JSON.stringify({ event: type, ...JSON.parse(ev.data) }))
-        const d = JSON.parse(ev.data) as {
-          role: string
-          leader: { id: string; token: string } | null
-          at?: string
-        }
-        const who = d.leader ? `leader ${d.leader.id} (token ${d.leader.token})` : 'no leader'
-        console.log(`${d.at ?? new Date().toISOString()}  ${d.role.padEnd(9)}  ${who}`)
+  storeFlags(
+    program
+      .command('watch')
+      .description(
+        'Stream every leader change a node (server-sent events) or, with --store, the store sees, one line each',
+      )
+      .option(...HTTP_FLAG)
+      .option('--json', 'print each event as JSON'),
+  ).action(async (flags: { http: string; json?: boolean } & StoreFlags) => {
+    const follower = storeFollower(flags)
+    if (follower) {
+      const print = (leader: LeaderInfo | undefined, at: number) => {
+        if (flags.json) console.log(leader ? leaderJson(leader) : JSON.stringify({ leader: null }))
+        else
+          console.log(
+            `${new Date(at).toISOString()}  ${leader ? `leader ${leader.id} (token ${leader.token})${leader.address ? ` at ${leader.address}` : ''}` : 'no leader'}`,
+          )
       }
-      es.addEventListener('state', print('state'))
-      es.addEventListener('change', print('change'))
-      es.addEventListener('error', () => {
-        if (es.readyState === EventSource.CLOSED) {
-          console.error(`ballot: lost the event stream from ${flags.http}`)
-          process.exit(1)
-        }
-      })
-      await new Promise(() => {}) // until interrupted
+      follower.on('change', (c) => c.role !== 'stopped' && print(c.leader, c.at))
+      follower.on('error', (err) => console.error(`ballot: ${err.message}`))
+      await follower.start()
+      const stop = () => void follower.stop().then(() => process.exit(0))
+      process.on('SIGINT', stop)
+      process.on('SIGTERM', stop)
+      await new Promise(() => {})
+      return
+    }
+    const es = new EventSource(`${baseUrl(flags.http)}/events`)
+    const print = (type: string) => (ev: MessageEvent) => {
+      if (flags.json) return console.log(JSON.stringify({ event: type, ...JSON.parse(ev.data) }))
+      const d = JSON.parse(ev.data) as {
+        role: string
+        leader: { id: string; token: string } | null
+        at?: string
+      }
+      const who = d.leader ? `leader ${d.leader.id} (token ${d.leader.token})` : 'no leader'
+      console.log(`${d.at ?? new Date().toISOString()}  ${d.role.padEnd(9)}  ${who}`)
+    }
+    es.addEventListener('state', print('state'))
+    es.addEventListener('change', print('change'))
+    es.addEventListener('error', () => {
+      if (es.readyState === EventSource.CLOSED) {
+        console.error(`ballot: lost the event stream from ${flags.http}`)
+        process.exit(1)
+      }
     })
+    await new Promise(() => {}) // until interrupted
+  })
 }

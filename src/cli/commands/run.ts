@@ -10,7 +10,9 @@ export function registerRun(program: Command): void {
   addElectionFlags(
     program
       .command('run')
-      .description('Join a cluster (raft or bully) and serve GET /leader, /status, /metrics, /events'),
+      .description(
+        'Join a cluster (raft or bully) or a store election (--store) and serve GET /leader, /status, /metrics, /events',
+      ),
   ).action(async (flags: Record<string, unknown>) => {
     const { config, log } = loadConfigAndLogger(flags)
     const node = await startNode(config, log)

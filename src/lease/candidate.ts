@@ -1,0 +1,349 @@
+/**
+ * LeaseElection: a candidate in a coordination store's election (etcd today), as an Election like the
+ * raft and bully drivers. A thin layer over the pure LeaseMachine: it stamps every input with the
+ * clock, notes the send time of each store request before it goes out, bounds each request with a
+ * timeout, wakes the machine at the deadline it names, and turns its view into events.
+ */
+import type { ClusterState, LeaderInfo, MemberState, StopOptions } from '../election.js'
+import {
+  BallotError,
+  ClosedError,
+  InvalidOptionsError,
+  SessionLostError,
+  StoreUnavailableError,
+} from '../errors.js'
+import type { Random } from '../protocol/machine.js'
+import { type Clock, realClock } from '../runtime/clock.js'
+import { ElectionBase } from '../runtime/election-base.js'
+import { TransportStats } from '../transport/transport.js'
+import type { BackendEvents, LeaseBackend, LineEntry } from './backend.js'
+import {
+  type FailureReason,
+  type LeaseInput,
+  LeaseMachine,
+  type LeaseRequest,
+  type LeaseView,
+} from './machine.js'
+import { type LeaseTiming, resolveLeaseTiming } from './options.js'
+
+export interface LeaseElectionOptions {
+  /** This candidate's id: the value of its entry in the store's line (what `etcdctl elect -l` prints). */
+  id: string
+  /** The store's recipe for one election, e.g. `new EtcdBackend({ hosts, election })`. */
+  backend: LeaseBackend
+  /** Where this candidate can be reached while it leads (published with its entry). */
+  address?: string
+  tags?: Record<string, string>
+  /** Session TTL (ms, default 5000) and the other timings, filled in from the TTL (see ./options.ts). */
+  timing?: Partial<LeaseTiming>
+  /** How long start() waits for the first answer of the store (ms). Default 5000. */
+  connectTimeoutMs?: number
+  /** Max time a state callback runs before its signal aborts (ms). Default 10 000. */
+  callbackTimeoutMs?: number
+  clock?: Clock
+  random?: Random
+}
+
+/** Runs `work` with a timeout; rejects with StoreUnavailableError when the store does not answer. */
+export async function withTimeout<T>(
+  store: string,
+  what: string,
+  ms: number,
+  work: () => Promise<T>,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new StoreUnavailableError(store, `${store}: no answer to ${what} within ${ms} ms`)),
+      ms,
+    )
+  })
+  try {
+    return await Promise.race([work(), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+export function classify(err: unknown): FailureReason {
+  const code = (err as { code?: string })?.code
+  if (err instanceof SessionLostError || code === 'SESSION_LOST') return 'sessionLost'
+  if (code === 'STORE_REFUSED') return 'refused'
+  return 'unavailable'
+}
+
+function asError(store: string, err: unknown): Error {
+  if (err instanceof BallotError) return err
+  return new StoreUnavailableError(store, `${store}: ${(err as Error)?.message ?? String(err)}`, {
+    cause: err,
+  })
+}
+
+export class LeaseElection extends ElectionBase {
+  readonly counters = { electionsStarted: 0, electionsWon: 0, leaderChanges: 0 }
+  /** Store requests sent, failed (sendFailures) and events received (messagesReceived). */
+  readonly transportStats = new TransportStats()
+  private readonly opts: LeaseElectionOptions
+  private readonly machine: LeaseMachine
+  private readonly clock: Clock
+  private readonly resolved: LeaseTiming
+  private timer: unknown
+  private leaseTimer: unknown
+  private started = false
+  private stopped = false
+  private closed = false
+  private stopWaiters: Array<() => void> = []
+  private readonly leaderSince = new Map<string, number>()
+  private lastLeading = false
+  private lastHeadKey: string | undefined
+
+  constructor(opts: LeaseElectionOptions) {
+    const clock = opts.clock ?? realClock
+    super({ callbackTimeoutMs: opts.callbackTimeoutMs, wall: () => clock.wall() })
+    if (!opts.id) throw new InvalidOptionsError('id', 'must not be empty')
+    this.opts = opts
+    this.clock = clock
+    this.resolved = resolveLeaseTiming(opts.timing)
+    this.machine = new LeaseMachine({
+      id: opts.id,
+      timing: this.resolved,
+      random: opts.random ?? Math.random,
+    })
+  }
+
+  get id(): string {
+    return this.opts.id
+  }
+
+  /** The address published with this candidate's entry ('' when none). */
+  get address(): string {
+    return this.opts.address ?? ''
+  }
+
+  get timing(): LeaseTiming {
+    return { ...this.resolved }
+  }
+
+  get store(): string {
+    return this.opts.backend.store
+  }
+
+  /**
+   * Connects to the store (one round trip, checking the election's prefix) and joins the line. Rejects
+   * with a StoreError when the store cannot be reached within connectTimeoutMs or refuses (a bad
+   * address, foreign data under the prefix); once started, every failure is retried with backoff.
+   */
+  async start(): Promise<void> {
+    if (this.stopped) throw new ClosedError()
+    if (this.started) return
+    const backend = this.opts.backend
+    const events: BackendEvents = {
+      line: (entries) => this.onEvent({ kind: 'line', entries }),
+      suspended: (reason) => this.onEvent({ kind: 'suspended', error: reason }),
+      resumed: () => this.onEvent({ kind: 'resumed' }),
+      sessionLost: (reason) => this.onEvent({ kind: 'sessionLost', error: reason }),
+    }
+    try {
+      await withTimeout(backend.store, 'connect', this.opts.connectTimeoutMs ?? 5000, () =>
+        backend.connect(events, { watchOnly: false }),
+      )
+    } catch (err) {
+      this.closed = true
+      await backend.close().catch(() => undefined)
+      throw asError(backend.store, err)
+    }
+    this.started = true
+    this.input({ kind: 'start' })
+  }
+
+  /** Leaves the line and closes the session (a leader stops leading before its entry goes). */
+  async stop(_opts: StopOptions = {}): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    if (this.started) {
+      const done = new Promise<void>((resolve) => this.stopWaiters.push(resolve))
+      this.input({ kind: 'stop' })
+      // Leave and close are each bounded by the request timeout; this bounds the whole.
+      let guard: NodeJS.Timeout | undefined
+      await Promise.race([
+        done,
+        new Promise<void>((r) => {
+          guard = setTimeout(r, 3 * this.resolved.requestTimeoutMs)
+        }),
+      ])
+      clearTimeout(guard)
+    }
+    this.closed = true
+    this.clock.clearTimer(this.timer)
+    this.clock.clearTimer(this.leaseTimer)
+    await this.opts.backend.close().catch((err) => this.reportError(asError(this.store, err)))
+    this.observe('stopped', false, undefined)
+  }
+
+  /** Steps down: leaves the line and joins again at the back, so the next candidate leads first. */
+  async resign(): Promise<void> {
+    if (this.stopped) throw new ClosedError()
+    this.input({ kind: 'resign' })
+  }
+
+  isLeader(): boolean {
+    return this.started && !this.stopped && this.machine.view(this.clock.now()).isLeader
+  }
+
+  /** How long leadership has left unless a keep-alive is confirmed first (ms); undefined when not leading. */
+  leaseRemainingMs(): number | undefined {
+    if (!this.isLeader()) return undefined
+    const v = this.machine.view(this.clock.now())
+    return v.leaseExpiresAt === undefined ? undefined : Math.max(0, v.leaseExpiresAt - this.clock.now())
+  }
+
+  /** The machine's view now (for status pages and tests). */
+  view(): LeaseView {
+    return this.machine.view(this.clock.now())
+  }
+
+  clusterState(): ClusterState {
+    const v = this.view()
+    const members: MemberState[] = v.line.map((e, i) => ({
+      id: e.id,
+      address: e.address,
+      kind: 'voter',
+      role: i === 0 ? (v.leader?.key === e.key ? 'leader' : 'candidate') : 'follower',
+      term: e.token,
+      tags: e.tags ?? {},
+      reachable: true,
+      self: e.key === v.self?.key,
+    }))
+    return {
+      self: this.opts.id,
+      role: this.state(),
+      term: v.leader?.token ?? 0n,
+      leader: this.leader(),
+      members,
+    }
+  }
+
+  // ---- driving the machine ----------------------------------------------------------------------
+
+  private onEvent(input: LeaseInput): void {
+    this.transportStats.messagesReceived++
+    this.input(input)
+  }
+
+  private input(input: LeaseInput): void {
+    // Before start() the machine only takes note (it sends nothing until 'start'); after stop() is
+    // over, late answers are dropped so that no timer outlives the election.
+    if (this.closed) return
+    this.machine.step(this.clock.now(), input)
+    this.flush()
+  }
+
+  private flush(): void {
+    const ready = this.machine.ready()
+    const now = this.clock.now()
+    const view = this.machine.view(now)
+    // Events first: a leader that stops leading is told (and its work aborted) before any request that
+    // could let another candidate lead goes out.
+    this.report(view)
+    for (const err of ready.errors) this.reportError(err)
+    for (const request of ready.requests) this.send(request)
+    if (view.stopped) {
+      for (const w of this.stopWaiters.splice(0)) w()
+      return
+    }
+    this.clock.clearTimer(this.timer)
+    if (Number.isFinite(ready.deadline))
+      this.timer = this.clock.setTimer(() => this.input({ kind: 'tick' }), ready.deadline - now)
+    // isLeader() lapses on its own at leaseExpiresAt; report it then, not at the next input.
+    this.clock.clearTimer(this.leaseTimer)
+    if (view.leaseExpiresAt !== undefined)
+      this.leaseTimer = this.clock.setTimer(() => this.input({ kind: 'tick' }), view.leaseExpiresAt - now + 1)
+  }
+
+  private send(request: LeaseRequest): void {
+    const backend = this.opts.backend
+    const { seq } = request
+    const t = this.resolved.requestTimeoutMs
+    this.transportStats.messagesSent++
+    // The send time is noted before the request leaves: validity counts from it (machine rule 1).
+    const sentAt = this.clock.now()
+    const run = <T>(what: string, work: () => Promise<T>, done: (value: T) => LeaseInput) => {
+      withTimeout(backend.store, what, t, work).then(
+        (value) => this.input(done(value)),
+        (err: unknown) => {
+          this.transportStats.sendFailures++
+          const error = asError(backend.store, err)
+          this.input({ kind: 'failed', seq, reason: classify(error), error })
+        },
+      )
+    }
+    switch (request.kind) {
+      case 'openSession':
+        run(
+          'a session grant',
+          () => backend.openSession(request.ttlMs),
+          (session) => ({ kind: 'sessionOpened', seq, sentAt, session }),
+        )
+        break
+      case 'keepAlive':
+        run(
+          'a keep-alive',
+          () => backend.keepAlive(),
+          () => ({ kind: 'keptAlive', seq, sentAt }),
+        )
+        break
+      case 'join':
+        run(
+          'a join',
+          () => backend.join({ id: this.opts.id, address: this.opts.address, tags: this.opts.tags }),
+          (entry) => ({ kind: 'joined', seq, entry }),
+        )
+        break
+      case 'leave':
+        run(
+          'a leave',
+          () => backend.leave(),
+          () => ({ kind: 'left', seq }),
+        )
+        break
+      case 'closeSession':
+        run(
+          'a session close',
+          () => backend.closeSession(),
+          () => ({ kind: 'sessionClosed', seq }),
+        )
+        break
+    }
+  }
+
+  private report(view: LeaseView): void {
+    if (view.stopped) return
+    const head = view.line[0]
+    if (head && head.key !== this.lastHeadKey && view.self && head.key === view.self.key)
+      this.counters.electionsStarted++
+    this.lastHeadKey = head?.key
+    if (view.isLeader && !this.lastLeading) this.counters.electionsWon++
+    this.lastLeading = view.isLeader
+    this.observe(view.role, view.isLeader, this.info(view.leader))
+  }
+
+  private info(entry: LineEntry | undefined): LeaderInfo | undefined {
+    if (!entry) return undefined
+    const key = `${entry.key}@${entry.token}`
+    let since = this.leaderSince.get(key)
+    if (since === undefined) {
+      this.leaderSince.clear()
+      since = this.clock.wall()
+      this.leaderSince.set(key, since)
+      this.counters.leaderChanges++
+    }
+    const self = entry.id === this.opts.id && entry.key === this.machine.view(this.clock.now()).self?.key
+    return {
+      id: entry.id,
+      address: self ? this.opts.address : entry.address,
+      token: entry.token,
+      since,
+      tags: self ? { ...(this.opts.tags ?? {}) } : entry.tags,
+    }
+  }
+}

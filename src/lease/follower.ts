@@ -1,0 +1,150 @@
+/**
+ * LeaseFollower: watches a store's election without joining it, and reports every change of leader as
+ * it happens (the head of the line, in the store's order). It is an Election in the role 'observer':
+ * `changes()`, `on('change')`, `leader()`, `clusterState()`; it never leads, and `resign()` refuses.
+ * `ballot leader --store` and `ballot watch --store` are this.
+ */
+import type { ClusterState, LeaderInfo, MemberState } from '../election.js'
+import { ClosedError, NotLeaderError, TokenNotNewerError } from '../errors.js'
+import { type Clock, realClock } from '../runtime/clock.js'
+import { ElectionBase } from '../runtime/election-base.js'
+import { TransportStats } from '../transport/transport.js'
+import type { LeaseBackend, LineEntry } from './backend.js'
+import { withTimeout } from './candidate.js'
+
+export interface LeaseFollowerOptions {
+  backend: LeaseBackend
+  /** A name for this follower in logs and status (default "follower"). */
+  id?: string
+  /** How long start() waits for the store's first answer (ms). Default 5000. */
+  connectTimeoutMs?: number
+  clock?: Clock
+}
+
+export class LeaseFollower extends ElectionBase {
+  readonly counters = { electionsStarted: 0, electionsWon: 0, leaderChanges: 0 }
+  readonly transportStats = new TransportStats()
+  private readonly opts: LeaseFollowerOptions
+  private readonly clock: Clock
+  private line: LineEntry[] = []
+  private suspended = false
+  private started = false
+  private stopped = false
+  private highestToken = -1n
+  private current: LeaderInfo | undefined
+
+  constructor(opts: LeaseFollowerOptions) {
+    const clock = opts.clock ?? realClock
+    super({ wall: () => clock.wall() })
+    this.opts = opts
+    this.clock = clock
+  }
+
+  get id(): string {
+    return this.opts.id ?? 'follower'
+  }
+
+  get address(): string {
+    return ''
+  }
+
+  /** Connects and reads the line once; rejects with a StoreError on a bad address or foreign data. */
+  async start(): Promise<void> {
+    if (this.stopped) throw new ClosedError()
+    if (this.started) return
+    const backend = this.opts.backend
+    await withTimeout(backend.store, 'connect', this.opts.connectTimeoutMs ?? 5000, () =>
+      backend.connect(
+        {
+          line: (entries) => this.onLine(entries),
+          suspended: (reason) => {
+            this.transportStats.sendFailures++
+            if (!this.suspended) this.reportError(reason)
+            this.suspended = true
+          },
+          resumed: () => {
+            this.suspended = false
+          },
+          sessionLost: () => {},
+        },
+        { watchOnly: true },
+      ),
+    ).catch(async (err) => {
+      this.stopped = true
+      await backend.close().catch(() => undefined)
+      throw err
+    })
+    this.started = true
+    this.emitView()
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    await this.opts.backend.close().catch(() => undefined)
+    this.observe('stopped', false, undefined)
+  }
+
+  async resign(): Promise<void> {
+    throw new NotLeaderError('a follower never leads')
+  }
+
+  isLeader(): boolean {
+    return false
+  }
+
+  /** Whether the connection to the store is in doubt right now (the leader shown may be stale). */
+  get storeSuspended(): boolean {
+    return this.suspended
+  }
+
+  clusterState(): ClusterState {
+    const leader = this.leader()
+    const members: MemberState[] = this.line.map((e, i) => ({
+      id: e.id,
+      address: e.address,
+      kind: 'voter',
+      role: i === 0 ? 'leader' : 'follower',
+      term: e.token,
+      tags: e.tags ?? {},
+      reachable: true,
+      self: false,
+    }))
+    return { self: this.id, role: this.state(), term: leader?.token ?? 0n, leader, members }
+  }
+
+  private onLine(entries: LineEntry[]): void {
+    this.transportStats.messagesReceived++
+    this.line = [...entries].sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0))
+    if (this.started && !this.stopped) this.emitView()
+  }
+
+  private emitView(): void {
+    const head = this.line[0]
+    let leader: LeaderInfo | undefined
+    if (head) {
+      if (this.current && this.current.id === head.id && this.current.token === head.token) {
+        leader = { ...this.current, address: head.address, tags: head.tags }
+      } else if (head.token > this.highestToken) {
+        this.highestToken = head.token
+        this.counters.leaderChanges++
+        leader = {
+          id: head.id,
+          address: head.address,
+          token: head.token,
+          since: this.clock.wall(),
+          tags: head.tags,
+        }
+      } else {
+        this.reportError(
+          new TokenNotNewerError(
+            `the store shows ${head.id} at the head with token ${head.token}, not above ${this.highestToken}`,
+          ),
+        )
+        leader = undefined
+      }
+    }
+    this.current = leader
+    this.observe('observer', false, leader)
+  }
+}

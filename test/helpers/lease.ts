@@ -1,0 +1,98 @@
+/**
+ * In-process lease candidates and followers on a real etcd, with what tests judge them by: every change
+ * they report (with a monotonic time), and a sampler that looks at every candidate's isLeader() at the
+ * same instant, again and again, to prove that two never claimed leadership at once.
+ */
+import type { LeaderInfo, LeadershipChange } from '../../src/election.js'
+import { LeaseElection, type LeaseElectionOptions } from '../../src/lease/candidate.js'
+import { LeaseFollower } from '../../src/lease/follower.js'
+import { EtcdBackend } from '../../src/lease/stores/etcd.js'
+
+export interface Seen {
+  t: number
+  change: LeadershipChange
+  leading: boolean
+}
+
+export class Recorded<E extends LeaseElection | LeaseFollower> {
+  readonly seen: Seen[] = []
+  readonly errors: Array<{ t: number; code?: string; message: string }> = []
+  constructor(readonly e: E) {
+    e.on('change', (change) => this.seen.push({ t: performance.now(), change, leading: e.isLeader() }))
+    e.on('error', (err) =>
+      this.errors.push({ t: performance.now(), code: (err as { code?: string }).code, message: err.message }),
+    )
+  }
+  /** Leaders reported, in order, without repeats (id@token). */
+  leaders(): string[] {
+    const out: string[] = []
+    for (const s of this.seen) {
+      const l = s.change.leader
+      if (!l) continue
+      const name = `${l.id}@${l.token}`
+      if (out.at(-1) !== name) out.push(name)
+    }
+    return out
+  }
+  /** Leaderships this candidate took, in order (id@token). */
+  own(): string[] {
+    return this.seen
+      .filter((s) => s.change.role === 'leader')
+      .map((s) => `${s.change.leader?.id}@${s.change.leader?.token}`)
+  }
+}
+
+export function candidate(
+  endpoint: string,
+  election: string,
+  id: string,
+  extra: Partial<LeaseElectionOptions> = {},
+): Recorded<LeaseElection> {
+  return new Recorded(
+    new LeaseElection({
+      id,
+      backend: new EtcdBackend({ hosts: [endpoint], election }),
+      address: `${id}.example:80`,
+      tags: { name: id },
+      timing: { ttlMs: 2000 },
+      ...extra,
+    }),
+  )
+}
+
+export function follower(endpoint: string, election: string): Recorded<LeaseFollower> {
+  return new Recorded(new LeaseFollower({ backend: new EtcdBackend({ hosts: [endpoint], election }) }))
+}
+
+/**
+ * Checks, at the very instant any candidate starts to lead (leadership only ever starts inside a step of
+ * its machine, which the runtime reports at once), that no other candidate's isLeader() is true; and
+ * records every leadership claimed (id and token), in order. Candidates must live in this process.
+ */
+export class ClaimChecker {
+  readonly overlaps: string[] = []
+  readonly claims: Array<{ t: number; id: string; token: bigint }> = []
+
+  constructor(private readonly all: LeaseElection[]) {
+    for (const e of all) e.on('change', (c) => c.role === 'leader' && this.check(e, c.leader as LeaderInfo))
+  }
+
+  private check(e: LeaseElection, lead: LeaderInfo): void {
+    const t = performance.now()
+    const others = this.all.filter((o) => o !== e && o.isLeader())
+    if (others.length > 0)
+      this.overlaps.push(
+        `${t.toFixed(1)}: ${e.id} started to lead while ${others.map((o) => o.id).join(', ')} did`,
+      )
+    this.claims.push({ t, id: lead.id, token: lead.token })
+  }
+
+  /** Tokens of successive leaderships, which must strictly grow. */
+  tokensGrow(): boolean {
+    return this.claims.every((c, i) => i === 0 || c.token > (this.claims[i - 1]?.token ?? -1n))
+  }
+
+  describe(): string {
+    return this.claims.map((c) => `${c.t.toFixed(0)} ${c.id}@${c.token}`).join(', ')
+  }
+}
