@@ -103,7 +103,7 @@ export class StoreError extends BallotError {
     message: string,
     options?: ErrorOptions,
   ) {
-    super(code, message.startsWith(`${store}:`) ? message : `${store}: ${message}`, options)
+    super(code, message.startsWith(store) ? message : `${store}: ${message}`, options)
     this.store = store
   }
 }
@@ -140,7 +140,7 @@ export class StoreRefusedError extends StoreError {
 export class SessionLostError extends BallotError {
   readonly store: string
   constructor(store: string, message = 'the session is gone', options?: ErrorOptions) {
-    super('SESSION_LOST', message.startsWith(`${store}:`) ? message : `${store}: ${message}`, options)
+    super('SESSION_LOST', message.startsWith(store) ? message : `${store}: ${message}`, options)
     this.store = store
   }
 }
