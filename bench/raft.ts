@@ -30,13 +30,13 @@ const now = () => performance.timeOrigin + performance.now()
 
 type Kind = 'crash' | 'silent' | 'handover'
 
-/** Time at which every live node other than `gone` first named the same new leader. */
+/** Time at which every live node other than `gone` first named the same new leader, and who it is. */
 async function agreementTime(
   c: RaftCluster,
   gone: string,
   oldToken: number,
   timeoutMs: number,
-): Promise<number> {
+): Promise<{ at: number; leader: string }> {
   const survivors = () => c.live().filter((n) => n.id !== gone)
   const agreed = await waitFor(
     'a new agreed leader',
@@ -52,7 +52,7 @@ async function agreementTime(
     const ev = n.events.find((e) => e.ev === 'change' && e.leader === agreed.id && e.token === agreed.token)
     latest = Math.max(latest, ev?.t ?? 0)
   }
-  return latest
+  return { at: latest, leader: agreed.id }
 }
 
 async function measure(
@@ -74,12 +74,11 @@ async function measure(
       if (kind === 'crash') leader.kill('SIGKILL')
       else if (kind === 'silent') leader.kill('SIGSTOP')
       else leader.send('stop')
-      const t1 = await agreementTime(c, lead.id, lead.token, 30_000)
+      const { at: t1, leader: next } = await agreementTime(c, lead.id, lead.token, 30_000)
       // A hand-over is timed from the moment the leader's stop() is called, not from our stdin write.
       if (kind === 'handover') t0 = (leader.events.find((e) => e.ev === 'stopping')?.t as number) ?? t0
       out.push(t1 - t0)
-      const next = c.agreedLeader()
-      const successor = next && c.nodes.get(next.id)
+      const successor = c.nodes.get(next)
       if (successor) {
         const enter = await waitFor(
           'the new leader to hold its lease',
