@@ -44,16 +44,7 @@ function runningChild(p: DaemonProc): number | undefined {
 /** What happened, for a failure message: each child's start and stop, and what each ballot said. */
 function history(c: DaemonCluster, file: string): string {
   const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n') : []
-  const out = ['children:', ...lines.filter((l) => !l.startsWith('tick') && l !== '')]
-  for (const p of c.procs.values()) {
-    out.push(`ballot ${p.name} (pid ${p.pid}):`)
-    for (const l of p.logs) {
-      const child = l.pid !== p.pid ? ` (child ${l.pid})` : ''
-      const leading = l.isLeader !== undefined ? ` isLeader=${l.isLeader}` : ''
-      out.push(`  ${l.time} ${l.msg}${child}${leading}`)
-    }
-  }
-  return out.join('\n')
+  return ['children:', ...lines.filter((l) => !l.startsWith('tick') && l !== ''), c.history()].join('\n')
 }
 
 let c: DaemonCluster

@@ -165,6 +165,20 @@ export class DaemonCluster {
     return waitForAsync('an agreed leader over HTTP', () => this.agreed(among?.()), timeoutMs)
   }
 
+  /** What every ballot said (time, message, and whether it led), oldest first: for failure messages. */
+  history(): string {
+    const out: string[] = []
+    for (const p of this.procs.values()) {
+      out.push(`ballot ${p.name} (pid ${p.pid}${p.exited ? ', exited' : ''}):`)
+      for (const l of p.logs) {
+        const other = l.pid !== p.pid ? ` (pid ${l.pid})` : ''
+        const leading = l.isLeader !== undefined ? ` isLeader=${l.isLeader}` : ''
+        out.push(`  ${l.time} ${l.msg}${other}${leading}`)
+      }
+    }
+    return out.join('\n')
+  }
+
   async close(): Promise<void> {
     for (const p of this.procs.values()) p.kill('SIGKILL')
     await Promise.all([...this.procs.values()].map((p) => p.waitExit().catch(() => undefined)))
