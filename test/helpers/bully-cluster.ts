@@ -70,7 +70,7 @@ export class BullyCluster {
     return { id: first.leader as string, address: first.address as string, token }
   }
 
-  async waitForLeader(id: string | undefined, among?: () => RaftProcess[], timeoutMs = 30_000) {
+  async waitForLeader(id: string | undefined, among?: () => RaftProcess[], timeoutMs = 60_000) {
     return waitFor(
       `agreement on ${id ?? 'a leader'}`,
       () => {

@@ -46,7 +46,7 @@ export class DaemonProc {
   }
 
   async get(path: string, headers: Record<string, string> = {}) {
-    const res = await fetch(`http://${this.http}${path}`, { headers, signal: AbortSignal.timeout(5000) })
+    const res = await fetch(`http://${this.http}${path}`, { headers, signal: AbortSignal.timeout(20_000) })
     return { status: res.status, body: await res.text(), headers: res.headers }
   }
 
@@ -72,16 +72,16 @@ export class DaemonProc {
     if (!this.exited) process.kill(this.pid, signal)
   }
 
-  async waitExit(timeoutMs = 15_000): Promise<void> {
+  async waitExit(timeoutMs = 30_000): Promise<void> {
     await waitFor(`exit of ${this.name}`, () => this.exited, timeoutMs)
   }
 }
 
-/** Polls an async probe until it returns something other than undefined/false. */
+/** Polls an async probe until it returns something other than undefined/false (see waitFor's deadline). */
 export async function waitForAsync<T>(
   what: string,
   probe: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
+  timeoutMs = 60_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -161,7 +161,7 @@ export class DaemonCluster {
     return { id: first.id, token: Number(first.token), address: first.address }
   }
 
-  async waitForAgreement(among?: () => DaemonProc[], timeoutMs = 30_000) {
+  async waitForAgreement(among?: () => DaemonProc[], timeoutMs = 60_000) {
     return waitForAsync('an agreed leader over HTTP', () => this.agreed(among?.()), timeoutMs)
   }
 
