@@ -5,16 +5,19 @@
 import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
 import net from 'node:net'
-import { after, describe, test } from 'node:test'
+import { after, afterEach, describe, test } from 'node:test'
 import { encodeFrame } from '../src/codec/frame.js'
 import { BullyCluster } from './helpers/bully-cluster.js'
 import { sendForged } from './helpers/forge.js'
 import { freePorts, type RaftProcess, waitFor } from './helpers/raft-cluster.js'
 
 const clusters: BullyCluster[] = []
-after(async () => {
-  await Promise.all(clusters.map((c) => c.close()))
-})
+// Each test's processes end with it (and whatever is left, with the file): the tests run one after
+// another, and clusters left running would load the machine for every test after them.
+const closeClusters = async () => {
+  await Promise.all(clusters.splice(0).map((c) => c.close()))
+}
+after(closeClusters)
 
 function cluster(): BullyCluster {
   const c = new BullyCluster()
@@ -23,6 +26,8 @@ function cluster(): BullyCluster {
 }
 
 describe('bully over TCP', () => {
+  afterEach(closeClusters)
+
   test('the highest pid leads; kill -9 elects the next; the old leader returns and takes over', async () => {
     const c = cluster()
     const ports = await freePorts(3)

@@ -5,16 +5,19 @@
  */
 import assert from 'node:assert/strict'
 import http from 'node:http'
-import { after, describe, test } from 'node:test'
+import { after, afterEach, describe, test } from 'node:test'
 import { EventSource } from 'eventsource'
 import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 import { DaemonCluster, type DaemonProc, waitForAsync } from './helpers/daemon.js'
 import { freePorts } from './helpers/raft-cluster.js'
 
 const clusters: DaemonCluster[] = []
-after(async () => {
-  await Promise.all(clusters.map((c) => c.close()))
-})
+// Each test's processes end with it (and whatever is left, with the file): the tests run one after
+// another, and clusters left running would load the machine for every test after them.
+const closeClusters = async () => {
+  await Promise.all(clusters.splice(0).map((c) => c.close()))
+}
+after(closeClusters)
 async function cluster(size: number) {
   const c = await DaemonCluster.create(size)
   clusters.push(c)
@@ -22,6 +25,8 @@ async function cluster(size: number) {
 }
 
 describe('ballot run', () => {
+  afterEach(closeClusters)
+
   test('started one by one: 503 until a majority is up, then all name one leader; kill -9 gives the next', async () => {
     const c = await cluster(3)
     const n1 = c.start('n1')

@@ -2,14 +2,17 @@
 import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
 import net from 'node:net'
-import { after, describe, test } from 'node:test'
+import { after, afterEach, describe, test } from 'node:test'
 import { encodeFrame } from '../src/codec/frame.js'
 import { RaftCluster, type RaftProcess, waitFor } from './helpers/raft-cluster.js'
 
 const clusters: RaftCluster[] = []
-after(async () => {
-  await Promise.all(clusters.map((c) => c.close()))
-})
+// Each test's processes end with it (and whatever is left, with the file): the tests run one after
+// another, and clusters left running would load the machine for every test after them.
+const closeClusters = async () => {
+  await Promise.all(clusters.splice(0).map((c) => c.close()))
+}
+after(closeClusters)
 
 async function cluster(opts: Parameters<typeof RaftCluster.create>[0]) {
   const c = await RaftCluster.create(opts)
@@ -18,6 +21,8 @@ async function cluster(opts: Parameters<typeof RaftCluster.create>[0]) {
 }
 
 describe('raft across processes', { concurrency: false }, () => {
+  afterEach(closeClusters)
+
   test('3 processes elect one leader that all agree on, and it alone holds the lease', async () => {
     const c = await cluster({ size: 3 })
     c.startAll()

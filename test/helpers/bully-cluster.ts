@@ -42,7 +42,13 @@ export class BullyCluster {
     return this.nodes.get(name)?.events.find((e) => e.ev === 'started')?.id as string | undefined
   }
 
-  /** The leader (protocol id, address, token) every given node names, once they all agree. */
+  /**
+   * The leader (protocol id, address, token) every given node names, once they all agree and none of
+   * them has ever claimed an epoch as large as the agreed one. Such a claim is one the leader has not
+   * answered yet (by claiming again above it, or by following it): the agreement is about to move, and
+   * a test that took it for the outcome would compare tokens with one that is already stale. (Epochs
+   * are dealt out in per-node slots, so two claims never share one.)
+   */
   agreedLeader(among: RaftProcess[] = this.live()) {
     const first = among[0]?.lastChange()
     if (!first?.leader) return undefined
@@ -50,10 +56,21 @@ export class BullyCluster {
       const c = n.lastChange()
       if (c?.leader !== first.leader || c?.token !== first.token) return undefined
     }
-    return { id: first.leader as string, address: first.address as string, token: first.token as number }
+    const token = first.token as number
+    for (const n of among) {
+      for (const e of n.events)
+        if (
+          e.ev === 'change' &&
+          e.role === 'leader' &&
+          e.leader !== first.leader &&
+          (e.token as number) >= token
+        )
+          return undefined
+    }
+    return { id: first.leader as string, address: first.address as string, token }
   }
 
-  async waitForLeader(id: string | undefined, among?: () => RaftProcess[], timeoutMs = 30_000) {
+  async waitForLeader(id: string | undefined, among?: () => RaftProcess[], timeoutMs = 60_000) {
     return waitFor(
       `agreement on ${id ?? 'a leader'}`,
       () => {
@@ -62,6 +79,22 @@ export class BullyCluster {
       },
       timeoutMs,
     )
+  }
+
+  /** Each node's changes (time, role, leader@epoch), oldest first: for failure messages. */
+  history(): string {
+    const lines: string[] = []
+    for (const [name, n] of this.nodes) {
+      const changes = n.events
+        .filter((e) => e.ev === 'change' || e.ev === 'started')
+        .map((e) =>
+          e.ev === 'started'
+            ? `${e.t.toFixed(0)} started`
+            : `${e.t.toFixed(0)} ${e.role} ${e.leader}@${e.token}`,
+        )
+      lines.push(`${name} (pid ${n.pid}${n.exited ? ', exited' : ''}): ${changes.join(', ')}`)
+    }
+    return lines.join('\n')
   }
 
   async close(): Promise<void> {

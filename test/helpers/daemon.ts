@@ -46,7 +46,7 @@ export class DaemonProc {
   }
 
   async get(path: string, headers: Record<string, string> = {}) {
-    const res = await fetch(`http://${this.http}${path}`, { headers, signal: AbortSignal.timeout(5000) })
+    const res = await fetch(`http://${this.http}${path}`, { headers, signal: AbortSignal.timeout(20_000) })
     return { status: res.status, body: await res.text(), headers: res.headers }
   }
 
@@ -72,16 +72,16 @@ export class DaemonProc {
     if (!this.exited) process.kill(this.pid, signal)
   }
 
-  async waitExit(timeoutMs = 15_000): Promise<void> {
+  async waitExit(timeoutMs = 30_000): Promise<void> {
     await waitFor(`exit of ${this.name}`, () => this.exited, timeoutMs)
   }
 }
 
-/** Polls an async probe until it returns something other than undefined/false. */
+/** Polls an async probe until it returns something other than undefined/false (see waitFor's deadline). */
 export async function waitForAsync<T>(
   what: string,
   probe: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
+  timeoutMs = 60_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -92,13 +92,24 @@ export async function waitForAsync<T>(
   }
 }
 
+export interface DaemonClusterOptions {
+  /**
+   * The timing profile every node runs with (default 'fast'). A test that is not about speed and needs
+   * a leader that stays put on a loaded machine uses 'default': 'fast' lets a 45 ms stall of the leader's
+   * event loop end its lease.
+   */
+  timing?: 'fast' | 'default'
+}
+
 export class DaemonCluster {
   readonly procs = new Map<string, DaemonProc>()
   readonly dir = mkdtempSync(join(tmpdir(), 'ballot-daemon-'))
   members: Array<{ id: string; port: number; http: number }> = []
+  timing: 'fast' | 'default' = 'fast'
 
-  static async create(size: number): Promise<DaemonCluster> {
+  static async create(size: number, opts: DaemonClusterOptions = {}): Promise<DaemonCluster> {
     const c = new DaemonCluster()
+    c.timing = opts.timing ?? 'fast'
     const ports = await freePorts(size * 2)
     c.members = Array.from({ length: size }, (_, i) => ({
       id: `n${i + 1}`,
@@ -125,7 +136,7 @@ export class DaemonCluster {
       '--http',
       `127.0.0.1:${m.http}`,
       '--timing',
-      'fast',
+      this.timing,
       '--log-format',
       'json',
       '--data-dir',
@@ -150,8 +161,22 @@ export class DaemonCluster {
     return { id: first.id, token: Number(first.token), address: first.address }
   }
 
-  async waitForAgreement(among?: () => DaemonProc[], timeoutMs = 30_000) {
+  async waitForAgreement(among?: () => DaemonProc[], timeoutMs = 60_000) {
     return waitForAsync('an agreed leader over HTTP', () => this.agreed(among?.()), timeoutMs)
+  }
+
+  /** What every ballot said (time, message, and whether it led), oldest first: for failure messages. */
+  history(): string {
+    const out: string[] = []
+    for (const p of this.procs.values()) {
+      out.push(`ballot ${p.name} (pid ${p.pid}${p.exited ? ', exited' : ''}):`)
+      for (const l of p.logs) {
+        const other = l.pid !== p.pid ? ` (pid ${l.pid})` : ''
+        const leading = l.isLeader !== undefined ? ` isLeader=${l.isLeader}` : ''
+        out.push(`  ${l.time} ${l.msg}${other}${leading}`)
+      }
+    }
+    return out.join('\n')
   }
 
   async close(): Promise<void> {

@@ -12,7 +12,11 @@ export interface ChildRun {
 export function readRuns(file: string): ChildRun[] {
   if (!existsSync(file)) return []
   const byPid = new Map<number, ChildRun>()
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
+  // Children append while this reads: a line not yet ended by a newline may be cut short (a token of
+  // "1" for "12"), so only whole lines count.
+  const lines = readFileSync(file, 'utf8').split('\n')
+  lines.pop()
+  for (const line of lines) {
     const [kind, pidText, ...rest] = line.split(' ')
     const pid = Number(pidText)
     if (kind === 'start') {

@@ -46,10 +46,15 @@ export async function freeUdpPort(): Promise<number> {
   return port
 }
 
+/**
+ * Polls a probe until it returns something other than undefined/false. The deadline only bounds how
+ * long a test takes to fail: generous, so that a loaded machine (processes that take seconds to start,
+ * elections that take several rounds) is never mistaken for a broken one.
+ */
 export async function waitFor<T>(
   what: string,
   probe: () => T | undefined | false,
-  timeoutMs = 20_000,
+  timeoutMs = 60_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -124,7 +129,7 @@ export class RaftProcess {
     if (!this.exited) process.kill(this.pid, signal)
   }
 
-  async waitExit(timeoutMs = 10_000): Promise<void> {
+  async waitExit(timeoutMs = 30_000): Promise<void> {
     await waitFor(`exit of ${this.id}`, () => this.exited, timeoutMs)
   }
 }
@@ -193,7 +198,7 @@ export class RaftCluster {
     return { id: first.leader as string, token: first.token as number }
   }
 
-  async waitForAgreement(among?: () => RaftProcess[], timeoutMs = 20_000) {
+  async waitForAgreement(among?: () => RaftProcess[], timeoutMs = 60_000) {
     return waitFor('an agreed leader', () => this.agreedLeader(among?.()), timeoutMs)
   }
 
