@@ -179,8 +179,8 @@ export class ZooKeeperBackend implements LeaseBackend {
     this.digest = opts.digest ? Buffer.from(`${opts.digest.username}:${opts.digest.password}`) : undefined
   }
 
-  /** The connection string without any credentials (there are none in it: digest auth is apart). */
-  get hosts(): string {
+  /** The connection string (it never holds credentials: digest auth is apart). */
+  get target(): string {
     return this.connectString
   }
 
