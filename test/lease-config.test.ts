@@ -113,7 +113,10 @@ test('per-store settings: Consul TTLs 10s to 24h (default 10s), lock-delay and t
     ],
     [{ store: 'consul://c:8500', ttl: '25h' }, /--ttl: Consul grants/],
     [{ store: 'etcd://e:2379', lockDelay: '1s' }, /--lock-delay: applies to consul:\/\/ stores only$/],
-    [{ store: 'zookeeper://z:2181', election: '/svc', storeToken: 't' }, /--store-token: applies to consul:\/\/ stores only$/],
+    [
+      { store: 'zookeeper://z:2181', election: '/svc', storeToken: 't' },
+      /--store-token: applies to consul:\/\/ stores only$/,
+    ],
     [{ store: 'consul://c:8500', storePassword: 'p' }, /--store-password: Consul takes an ACL token/],
     [{ store: 'zookeeper://z:2181', election: 'svc' }, /--election: on ZooKeeper, the latch path/],
     [{ algo: 'raft', nodes: 'h:1', lockDelay: '1s' }, /--lock-delay: applies to --algo lease only/],
