@@ -1,39 +1,61 @@
 /**
- * Lease driver figures on a real etcd started here (test/helpers/etcd-server.ts), for ballot and, on the
+ * Lease driver figures on real stores started here (test/helpers/: etcd, ZooKeeper, Consul), and, on the
  * same etcd, for the etcd3 package's own Election:
  *   resign     the leader resigns → the next candidate leads (three candidates in three processes)
- *   kill -9    the leader's process is SIGKILLed → the next one leads (it must wait out the lease: TTL)
- *   idle       requests etcd receives per second from one idle candidate, and from one idle follower
- *              (grpc_server_msg_received_total from etcd's /metrics, every method)
+ *   kill -9    the leader's process is SIGKILLed → the next one leads (it must wait out the session at the
+ *              store: the TTL; on Consul, up to 2 × TTL plus the lock-delay)
+ *   idle       requests the store receives per second from one idle candidate (while it leads), and from
+ *              one idle follower: etcd, grpc_server_msg_received_total from its /metrics (every method);
+ *              ZooKeeper, the server's packet count (`srvr`: requests and pings); Consul, HTTP requests
+ *              counted by a proxy in front of the agent (renewals, reads, blocking queries)
  *
- *   node --import tsx bench/lease.ts [--runs 20] [--ttl 2]
+ *   node --import tsx bench/lease.ts [--runs 20] [--ttl 2] [--consul-ttl 10] [--lock-delay 1]
+ *                                    [--stores etcd,zookeeper,consul]
+ *
+ * --ttl is the TTL (s) on etcd and ZooKeeper (tickTime 200 ms, so 2 s is within what it grants);
+ * Consul's shortest TTL is 10 s; --lock-delay (s) is the Consul sessions' lock-delay.
  */
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { parseArgs } from 'node:util'
+import type { LeaseBackend } from '../src/lease/backend.js'
 import { LeaseFollower } from '../src/lease/follower.js'
+import { ConsulBackend } from '../src/lease/stores/consul.js'
 import { EtcdBackend } from '../src/lease/stores/etcd.js'
+import { ZooKeeperBackend } from '../src/lease/stores/zookeeper.js'
+import { ConsulAgent } from '../test/helpers/consul.js'
 import { EtcdServer } from '../test/helpers/etcd-server.js'
 import { RaftProcess, waitFor } from '../test/helpers/raft-cluster.js'
+import { fourLetter, ZooKeeperServer } from '../test/helpers/zookeeper.js'
 import { summarize, table } from './stats.js'
 
 const { values: args } = parseArgs({
-  options: { runs: { type: 'string', default: '20' }, ttl: { type: 'string', default: '2' } },
+  options: {
+    runs: { type: 'string', default: '20' },
+    ttl: { type: 'string', default: '2' },
+    'consul-ttl': { type: 'string', default: '10' },
+    'lock-delay': { type: 'string', default: '1' },
+    stores: { type: 'string', default: 'etcd,zookeeper,consul' },
+  },
 })
 const runs = Number(args.runs)
 const ttlS = Number(args.ttl)
+const consulTtlS = Number(args['consul-ttl'])
+const lockDelayS = Number(args['lock-delay'])
+const stores = new Set(args.stores.split(','))
 const BALLOT = new URL('../test/fixtures/lease-node.ts', import.meta.url).pathname
 const ETCD3 = new URL('./etcd3-election-node.ts', import.meta.url).pathname
 const now = () => performance.timeOrigin + performance.now()
 
-type Kind = 'ballot' | 'etcd3'
-let serial = 0
-
-function spawnCandidate(kind: Kind, etcd: EtcdServer, election: string, id: string): RaftProcess {
-  const opts =
-    kind === 'ballot'
-      ? { id, hosts: [etcd.endpoint], election, ttlMs: ttlS * 1000 }
-      : { id, hosts: [etcd.endpoint], election, ttlS }
-  return new RaftProcess(id, opts, kind === 'ballot' ? BALLOT : ETCD3)
+/** One kind of candidate on one store: how to start one in its own process, and its TTL. */
+interface Target {
+  driver: string
+  store: string
+  ttlS: number
+  spawn(election: string, id: string): RaftProcess
 }
+
+let serial = 0
 
 /** Whether the process says it leads now (its last lead event). */
 function leads(p: RaftProcess): boolean {
@@ -42,119 +64,275 @@ function leads(p: RaftProcess): boolean {
   return false
 }
 
-async function group(kind: Kind, etcd: EtcdServer, n: number) {
-  const election = `bench-${kind}-${++serial}`
+async function group(t: Target, n: number) {
+  const election =
+    t.store === 'zookeeper' ? `/bench/${t.driver}-${++serial}` : `bench-${t.driver}-${++serial}`
   const ps: RaftProcess[] = []
   for (let i = 0; i < n; i++) {
-    const p = spawnCandidate(kind, etcd, election, `${kind}-${i}`)
+    const p = t.spawn(election, `${t.driver}-${i}`)
     ps.push(p)
     await waitFor('ready', () => p.events.some((e) => e.ev === 'ready'), 30_000)
   }
   return { election, ps }
 }
 
-async function resignRuns(kind: Kind, etcd: EtcdServer): Promise<number[]> {
-  const { ps } = await group(kind, etcd, 3)
+async function end(ps: RaftProcess[]): Promise<void> {
+  for (const p of ps) p.kill()
+  await Promise.all(ps.map((p) => p.waitExit().catch(() => undefined)))
+}
+
+async function resignRuns(t: Target): Promise<number[]> {
+  const { ps } = await group(t, 3)
   const out: number[] = []
   try {
     for (let i = 0; i < runs; i++) {
-      const leader = await waitFor('a leader', () => ps.find(leads), 30_000)
+      const leader = await waitFor('a leader', () => ps.find(leads), 60_000)
       const t0 = now()
       leader.send('resign')
-      const next = await waitFor('the next leader', () => ps.find((p) => p !== leader && leads(p)), 30_000)
-      const t = next.events.findLast((e) => e.ev === 'lead' && e.leading)?.t as number
-      out.push(t - t0)
+      const next = await waitFor('the next leader', () => ps.find((p) => p !== leader && leads(p)), 60_000)
+      const t1 = next.events.findLast((e) => e.ev === 'lead' && e.leading)?.t as number
+      out.push(t1 - t0)
       await new Promise((r) => setTimeout(r, 50))
     }
   } finally {
-    for (const p of ps) p.kill()
-    await Promise.all(ps.map((p) => p.waitExit().catch(() => undefined)))
+    await end(ps)
   }
   return out
 }
 
-async function killRuns(kind: Kind, etcd: EtcdServer): Promise<number[]> {
+async function killRuns(t: Target): Promise<number[]> {
   const out: number[] = []
   for (let i = 0; i < runs; i++) {
-    const { ps } = await group(kind, etcd, 2)
+    const { ps } = await group(t, 2)
     try {
-      const leader = await waitFor('a leader', () => ps.find(leads), 30_000)
-      await new Promise((r) => setTimeout(r, Math.random() * ttlS * 333)) // any point of a keep-alive period
+      const leader = await waitFor('a leader', () => ps.find(leads), 60_000)
+      await new Promise((r) => setTimeout(r, Math.random() * t.ttlS * 333)) // any point of a keep-alive period
       const t0 = now()
       leader.kill('SIGKILL')
-      const next = await waitFor('the next leader', () => ps.find((p) => p !== leader && leads(p)), 30_000)
+      const next = await waitFor(
+        'the next leader',
+        () => ps.find((p) => p !== leader && leads(p)),
+        t.ttlS * 3000 + 60_000,
+      )
       out.push((next.events.findLast((e) => e.ev === 'lead' && e.leading)?.t as number) - t0)
     } finally {
-      for (const p of ps) p.kill()
-      await Promise.all(ps.map((p) => p.waitExit().catch(() => undefined)))
+      await end(ps)
     }
   }
   return out
 }
 
-async function received(etcd: EtcdServer): Promise<number> {
-  const text = await (await fetch(`http://${etcd.endpoint}/metrics`)).text()
-  let sum = 0
-  for (const line of text.split('\n'))
-    if (line.startsWith('grpc_server_msg_received_total{')) sum += Number(line.split(' ').at(-1))
-  return sum
-}
-
-/** Messages per second etcd receives while `setUp()`'s participants sit idle for `seconds`. */
-async function idleRate(etcd: EtcdServer, seconds: number, setUp: () => Promise<() => Promise<void>>) {
+/** Requests per second `count()` grows by while `setUp()`'s participants sit idle for `seconds`. */
+async function idleRate(
+  count: () => Promise<number>,
+  seconds: number,
+  setUp: () => Promise<() => Promise<void>>,
+): Promise<number> {
   const tearDown = await setUp()
   await new Promise((r) => setTimeout(r, 1000))
-  const before = await received(etcd)
+  const before = await count()
   await new Promise((r) => setTimeout(r, seconds * 1000))
-  const after = await received(etcd)
+  const after = await count()
   await tearDown()
-  // Each /metrics scrape is HTTP, not gRPC: not counted.
   return Math.round(((after - before) / seconds) * 100) / 100
 }
 
-const etcd = await EtcdServer.start()
-try {
-  const rows: Array<Record<string, string | number>> = []
-  for (const kind of ['ballot', 'etcd3'] as Kind[]) {
-    rows.push({
-      driver: kind,
-      measure: 'resign → next leads (ms)',
-      ...summarize(await resignRuns(kind, etcd)),
-    })
-    rows.push({
-      driver: kind,
-      measure: `kill -9 → next leads (ms), TTL ${ttlS} s`,
-      ...summarize(await killRuns(kind, etcd)),
-    })
+/** An idle candidate that leads, in its own process. */
+function idleCandidate(t: Target) {
+  return async () => {
+    const { ps } = await group(t, 1)
+    await waitFor('it leads', () => leads(ps[0] as RaftProcess), 60_000)
+    return () => end(ps)
   }
-  const idleSeconds = Math.max(6, ttlS * 3)
-  const candidateRate = async (kind: Kind) =>
-    idleRate(etcd, idleSeconds, async () => {
-      const { ps } = await group(kind, etcd, 1)
-      await waitFor('it leads', () => leads(ps[0] as RaftProcess), 30_000)
-      return async () => {
-        for (const p of ps) p.kill()
-        await Promise.all(ps.map((p) => p.waitExit()))
-      }
-    })
-  const followerRate = await idleRate(etcd, idleSeconds, async () => {
-    const f = new LeaseFollower({
-      backend: new EtcdBackend({ hosts: [etcd.endpoint], election: 'bench-idle' }),
-    })
+}
+
+/** An idle follower in this process. */
+function idleFollower(backend: LeaseBackend) {
+  return async () => {
+    const f = new LeaseFollower({ backend })
     await f.start()
     return () => f.stop()
-  })
-  const idle = {
-    ballotCandidate: await candidateRate('ballot'),
-    etcd3Candidate: await candidateRate('etcd3'),
-    ballotFollower: followerRate,
   }
-  console.log(table(rows))
-  console.log(
-    `\nidle messages/s received by etcd (TTL ${ttlS} s, over ${idleSeconds} s): ballot candidate ${idle.ballotCandidate}, ` +
-      `etcd3 Election candidate ${idle.etcd3Candidate}, ballot follower ${idle.ballotFollower}`,
-  )
-  console.log(JSON.stringify({ runs, ttlS, rows, idle }))
-} finally {
-  await etcd.close()
 }
+
+/** Counts HTTP requests on their way to `target` (blocking queries count once each). */
+async function countingProxy(target: string): Promise<{ url: string; count(): number; close(): void }> {
+  let requests = 0
+  const upstream = new URL(target)
+  const agent = new http.Agent({ keepAlive: true })
+  const server = http.createServer((req, res) => {
+    requests++
+    const out = http.request(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        path: req.url,
+        method: req.method,
+        headers: req.headers,
+        agent,
+      },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers)
+        up.pipe(res)
+      },
+    )
+    out.on('error', () => res.destroy())
+    req.pipe(out)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const port = (server.address() as AddressInfo).port
+  return {
+    url: `127.0.0.1:${port}`,
+    count: () => requests,
+    close: () => {
+      server.closeAllConnections()
+      server.close()
+      agent.destroy()
+    },
+  }
+}
+
+const rows: Array<Record<string, string | number>> = []
+const idle: Record<string, number> = {}
+const notes: string[] = []
+
+async function measure(t: Target, killNote = ''): Promise<void> {
+  rows.push({
+    store: t.store,
+    driver: t.driver,
+    measure: 'resign → next leads (ms)',
+    ...summarize(await resignRuns(t)),
+  })
+  rows.push({
+    store: t.store,
+    driver: t.driver,
+    measure: `kill -9 → next leads (ms), TTL ${t.ttlS} s${killNote}`,
+    ...summarize(await killRuns(t)),
+  })
+}
+
+if (stores.has('etcd')) {
+  const etcd = await EtcdServer.start()
+  try {
+    const targets: Target[] = [
+      {
+        driver: 'ballot',
+        store: 'etcd',
+        ttlS,
+        spawn: (election, id) =>
+          new RaftProcess(id, { id, hosts: [etcd.endpoint], election, ttlMs: ttlS * 1000 }, BALLOT),
+      },
+      {
+        driver: 'etcd3',
+        store: 'etcd',
+        ttlS,
+        spawn: (election, id) => new RaftProcess(id, { id, hosts: [etcd.endpoint], election, ttlS }, ETCD3),
+      },
+    ]
+    for (const t of targets) await measure(t)
+    const received = async () => {
+      const text = await (await fetch(`http://${etcd.endpoint}/metrics`)).text()
+      let sum = 0
+      for (const line of text.split('\n'))
+        if (line.startsWith('grpc_server_msg_received_total{')) sum += Number(line.split(' ').at(-1))
+      return sum // each /metrics scrape is HTTP, not gRPC: not counted
+    }
+    const seconds = Math.max(6, ttlS * 3)
+    idle['etcd ballot candidate'] = await idleRate(received, seconds, idleCandidate(targets[0] as Target))
+    idle['etcd etcd3 Election candidate'] = await idleRate(
+      received,
+      seconds,
+      idleCandidate(targets[1] as Target),
+    )
+    idle['etcd ballot follower'] = await idleRate(
+      received,
+      seconds,
+      idleFollower(new EtcdBackend({ hosts: [etcd.endpoint], election: 'bench-idle' })),
+    )
+  } finally {
+    await etcd.close()
+  }
+}
+
+if (stores.has('zookeeper')) {
+  const zk = await ZooKeeperServer.start({ tickTimeMs: 200 })
+  try {
+    const url = `zookeeper://${zk.connectString}`
+    const t: Target = {
+      driver: 'ballot',
+      store: 'zookeeper',
+      ttlS,
+      spawn: (election, id) => new RaftProcess(id, { id, store: url, election, ttlMs: ttlS * 1000 }, BALLOT),
+    }
+    await measure(t)
+    const packets = async () => Number(/Received: (\d+)/.exec(await fourLetter(zk.port, 'srvr'))?.[1])
+    const seconds = Math.max(6, ttlS * 3)
+    idle['zookeeper ballot candidate'] = await idleRate(packets, seconds, idleCandidate(t))
+    idle['zookeeper ballot follower'] = await idleRate(
+      packets,
+      seconds,
+      idleFollower(
+        new ZooKeeperBackend({
+          connect: zk.connectString,
+          path: '/bench-idle',
+          sessionTimeoutMs: ttlS * 1000,
+        }),
+      ),
+    )
+    notes.push('ZooKeeper: tickTime 200 ms; idle counts are packets the server received (requests and pings)')
+  } finally {
+    await zk.close()
+  }
+}
+
+if (stores.has('consul')) {
+  const agent = await ConsulAgent.start()
+  try {
+    const t = (address: string): Target => ({
+      driver: 'ballot',
+      store: 'consul',
+      ttlS: consulTtlS,
+      spawn: (election, id) =>
+        new RaftProcess(
+          id,
+          {
+            id,
+            store: `consul://${address}`,
+            election,
+            ttlMs: consulTtlS * 1000,
+            lockDelayMs: lockDelayS * 1000,
+          },
+          BALLOT,
+        ),
+    })
+    const direct = agent.address.replace('http://', '')
+    await measure(t(direct), `, lock-delay ${lockDelayS} s`)
+    const proxy = await countingProxy(agent.address)
+    try {
+      const seconds = consulTtlS * 3
+      const count = async () => proxy.count()
+      idle['consul ballot candidate'] = await idleRate(count, seconds, idleCandidate(t(proxy.url)))
+      idle['consul ballot follower'] = await idleRate(
+        count,
+        seconds,
+        idleFollower(new ConsulBackend({ address: `http://${proxy.url}`, prefix: 'bench-idle' })),
+      )
+    } finally {
+      proxy.close()
+    }
+    notes.push(
+      `Consul: -dev agent, TTL ${consulTtlS} s, lock-delay ${lockDelayS} s (default 15 s); idle counts are HTTP requests to the agent`,
+    )
+  } finally {
+    await agent.close()
+  }
+}
+
+console.log(table(rows))
+console.log(
+  `\nidle requests/s received by the store: ${Object.entries(idle)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ')}`,
+)
+for (const n of notes) console.log(n)
+console.log(JSON.stringify({ runs, ttlS, consulTtlS, lockDelayS, rows, idle }))

@@ -12,8 +12,20 @@ export {
   type LeaseView,
 } from './lease/machine.js'
 export { DEFAULT_LEASE_TTL_MS, type LeaseTiming, resolveLeaseTiming } from './lease/options.js'
-export { createBackend, parseStoreUrl, redactStoreUrl, type StoreUrl } from './lease/store-url.js'
+export {
+  type BackendFactoryOptions,
+  CONSUL_TTL_RANGE_MS,
+  createBackend,
+  defaultStoreTtlMs,
+  parseStoreUrl,
+  redactStoreUrl,
+  type StoreScheme,
+  type StoreUrl,
+  storeTtlProblem,
+} from './lease/store-url.js'
+export { CONSUL_LOCK_FLAGS, ConsulBackend, type ConsulBackendOptions } from './lease/stores/consul.js'
 export { EtcdBackend, type EtcdBackendOptions } from './lease/stores/etcd.js'
+export { ZooKeeperBackend, type ZooKeeperBackendOptions } from './lease/stores/zookeeper.js'
 export {
   BULLY_TIMING_PROFILES,
   type BullyTiming,

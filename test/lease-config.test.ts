@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { loadDaemonConfig, parseDuration } from '../src/daemon/config.js'
 import { resolveLeaseTiming } from '../src/lease/options.js'
-import { parseStoreUrl, redactStoreUrl } from '../src/lease/store-url.js'
+import { defaultStoreTtlMs, parseStoreUrl, redactStoreUrl } from '../src/lease/store-url.js'
 
 test('--store implies the lease driver; --ttl takes 500ms, 2s, 1m; BALLOT_* variables work too', () => {
   const c = loadDaemonConfig({ store: 'etcd://127.0.0.1:2379', election: 'e', id: 'a', ttl: '500ms' }, {})
@@ -44,7 +44,7 @@ test('store URLs: several hosts, credentials, one-line errors, passwords redacte
   })
   assert.deepEqual(parseStoreUrl('etcd://[::1]:2379').hosts, ['[::1]:2379'])
   assert.throws(() => parseStoreUrl('etcd://h'), /--store: expected host:port in etcd:\/\/\.\.\., got "h"/)
-  assert.throws(() => parseStoreUrl('consul://h:1'), /unknown store "consul:\/\/"/)
+  assert.throws(() => parseStoreUrl('redis://h:1'), /unknown store "redis:\/\/"/)
   assert.throws(
     () => parseStoreUrl('u:secret@h:1'),
     (err: Error) => !err.message.includes('secret'),
@@ -65,4 +65,69 @@ test('timings: everything follows from the TTL, and the rule between them is che
   assert.equal(resolveLeaseTiming({ ttlMs: 1000 }).safetyMarginMs, 100)
   assert.throws(() => resolveLeaseTiming({ ttlMs: 1000, safetyMarginMs: 700 }), /ttl: 1000 ms leaves no room/)
   assert.throws(() => resolveLeaseTiming({ ttlMs: 0 }), /ttl: must be > 0/)
+})
+
+test('zookeeper:// and consul:// URLs: hosts, digest credentials, a chroot, https; tokens never in the URL', () => {
+  assert.deepEqual(parseStoreUrl('zookeeper://ops:pw@z1:2181,z2:2181/apps/x'), {
+    scheme: 'zookeeper',
+    hosts: ['z1:2181', 'z2:2181'],
+    username: 'ops',
+    password: 'pw',
+    chroot: '/apps/x',
+  })
+  assert.deepEqual(parseStoreUrl('consul://127.0.0.1:8500'), {
+    scheme: 'consul',
+    hosts: ['127.0.0.1:8500'],
+    username: undefined,
+    password: undefined,
+  })
+  assert.equal(parseStoreUrl('consul+https://c:8501').tls, true)
+  assert.throws(
+    () => parseStoreUrl('consul://secret@c:8500'),
+    (err: Error) => {
+      assert.match(err.message, /--store: a Consul ACL token goes in --store-token/)
+      return !err.message.includes('secret')
+    },
+  )
+  assert.throws(() => parseStoreUrl('consul://a:1,b:2'), /give one Consul agent/)
+  assert.throws(() => parseStoreUrl('etcd://h:1/x'), /expected host:port in etcd/)
+  assert.equal(redactStoreUrl('zookeeper://ops:secret@z:2181/apps'), 'zookeeper://ops:***@z:2181/apps')
+})
+
+test('per-store settings: Consul TTLs 10s to 24h (default 10s), lock-delay and token for Consul only, ZooKeeper paths', () => {
+  const base = { election: 'svc', id: 'a' }
+  const consul = loadDaemonConfig({ ...base, store: 'consul://c:8500', lockDelay: '0s', storeToken: 't' }, {})
+  assert.equal(consul.lockDelay, 0)
+  assert.equal(consul.ttl, undefined)
+  assert.equal(defaultStoreTtlMs('consul'), 10_000)
+  assert.equal(defaultStoreTtlMs('zookeeper'), 5000)
+  assert.equal(loadDaemonConfig({ ...base, store: 'consul://c:8500', ttl: '15s' }, {}).ttl, 15_000)
+  assert.equal(
+    loadDaemonConfig({ ...base, store: 'consul://c:8500' }, { BALLOT_STORE_TOKEN: 't' }).storeToken,
+    't',
+  )
+  for (const [flags, message] of [
+    [
+      { store: 'consul://c:8500', ttl: '9s' },
+      /--ttl: Consul grants session TTLs from 10s to 24h, not 9000 ms$/,
+    ],
+    [{ store: 'consul://c:8500', ttl: '25h' }, /--ttl: Consul grants/],
+    [{ store: 'etcd://e:2379', lockDelay: '1s' }, /--lock-delay: applies to consul:\/\/ stores only$/],
+    [
+      { store: 'zookeeper://z:2181', election: '/svc', storeToken: 't' },
+      /--store-token: applies to consul:\/\/ stores only$/,
+    ],
+    [{ store: 'consul://c:8500', storePassword: 'p' }, /--store-password: Consul takes an ACL token/],
+    [{ store: 'zookeeper://z:2181', election: 'svc' }, /--election: on ZooKeeper, the latch path/],
+    [{ algo: 'raft', nodes: 'h:1', lockDelay: '1s' }, /--lock-delay: applies to --algo lease only/],
+  ] as const)
+    assert.throws(() => loadDaemonConfig({ ...base, ...flags }, {}), message, JSON.stringify(flags))
+  assert.throws(
+    () => loadDaemonConfig({ ...base, store: 'consul://c:8500', ttl: '5s' }, {}),
+    (err: Error & { code?: string }) => err.code === 'INVALID_OPTIONS',
+  )
+  assert.equal(
+    loadDaemonConfig({ ...base, store: 'zookeeper://z:2181', election: '/svc/leader' }, {}).election,
+    '/svc/leader',
+  )
 })

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import ms from 'ms'
 import { z } from 'zod'
 import { InvalidOptionsError } from '../errors.js'
-import { parseStoreUrl } from '../lease/store-url.js'
+import { parseStoreUrl, type StoreScheme, storeTtlProblem } from '../lease/store-url.js'
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port')
 const PORT = 'must be a port number from 0 to 65535'
@@ -33,6 +33,11 @@ const duration = z.preprocess(
   (v) => (typeof v === 'string' ? parseDuration(v) : v),
   z.number({ error: DURATION }).positive(DURATION).finite(DURATION),
 )
+/** A duration that may be 0 ("0s"), such as Consul's lock-delay. */
+const durationOrZero = z.preprocess(
+  (v) => (typeof v === 'string' ? parseDuration(v) : v),
+  z.number({ error: DURATION }).min(0, DURATION).finite(DURATION),
+)
 const flag = z.preprocess(
   (v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v),
   z.boolean(),
@@ -41,15 +46,22 @@ const flag = z.preprocess(
 export const daemonConfigSchema = z
   .object({
     algo: z.enum(['raft', 'bully', 'lease']).default('raft'),
-    /** Lease driver: the coordination store, etcd://[user:password@]host:port[,host:port]. */
+    /** Lease driver: the coordination store, etcd://, zookeeper:// or consul:// (see lease/store-url.ts). */
     store: z.string().min(1).optional(),
-    /** Lease driver: the election's name in the store (etcd: the key prefix, as with `etcdctl elect`). */
+    /**
+     * Lease driver: the election in the store: etcd, the key prefix (as with `etcdctl elect NAME`);
+     * ZooKeeper, the latch path (Curator's LeaderLatch); Consul, the `consul lock` prefix.
+     */
     election: z.string().min(1).max(256).optional(),
-    /** Lease driver: session TTL. Default 5s. */
+    /** Lease driver: session TTL. Default 5s (Consul: 10s, its shortest). */
     ttl: duration.optional(),
     /** Lease driver: store credentials, apart from the URL (never logged). */
     storeUser: z.string().min(1).optional(),
     storePassword: z.string().optional(),
+    /** Lease driver on Consul: the ACL token (never logged). */
+    storeToken: z.string().min(1).optional(),
+    /** Lease driver on Consul: the session's lock-delay. Default 15s, as `consul lock`. */
+    lockDelay: durationOrZero.optional(),
     /** Lease driver: the address published for this node (default: --http). */
     advertise: hostPort.optional(),
     id: z.string().min(1).max(128).optional(),
@@ -164,15 +176,17 @@ export function loadDaemonConfig(
     const name = (k: string) => describe(k, source[k], configPath)
     if (!config.store)
       throw new InvalidOptionsError('--store', 'required with --algo lease (e.g. etcd://127.0.0.1:2379)')
-    parseStoreUrl(config.store, name('store'))
+    const store = parseStoreUrl(config.store, name('store'))
     if (!config.election)
       throw new InvalidOptionsError('--election', 'required with --store (the election name)')
+    checkStoreSettings(store.scheme, config, name)
     if (!config.id)
       throw new InvalidOptionsError('--id', 'required with --store (the value of this candidate entry)')
     return config
   }
-  if (config.store !== undefined)
-    throw new InvalidOptionsError('--store', `applies to --algo lease only (not ${config.algo})`)
+  for (const key of ['store', 'storeToken', 'lockDelay'] as const)
+    if (config[key] !== undefined)
+      throw new InvalidOptionsError(`--${kebab(key)}`, `applies to --algo lease only (not ${config.algo})`)
   if (config.algo === 'raft' && config.multicast)
     throw new InvalidOptionsError('--multicast', 'applies to --algo bully only')
   if (!config.multicast && config.nodes.length === 0)
@@ -183,14 +197,64 @@ export function loadDaemonConfig(
   return config
 }
 
+/**
+ * What only some stores take: an election that is a ZooKeeper path, a TTL the store can grant, a token
+ * and a lock-delay only for Consul, a user and password not for Consul. `name` names each setting as the
+ * user gave it (flag, variable or file field). Also used by `ballot leader|watch --store`.
+ */
+export function checkStoreSettings(
+  scheme: StoreScheme,
+  s: {
+    election?: string
+    ttl?: number
+    storeUser?: string
+    storePassword?: string
+    storeToken?: string
+    lockDelay?: number
+  },
+  name: (key: string) => string = (k) => `--${kebab(k)}`,
+): void {
+  if (scheme === 'zookeeper' && s.election !== undefined && !/^(\/[^/\s]+)+$/.test(s.election))
+    throw new InvalidOptionsError(
+      name('election'),
+      `on ZooKeeper, the latch path (as Curator's LeaderLatch takes it), like /services/my-service/leader; got "${s.election}"`,
+    )
+  if (s.ttl !== undefined) {
+    const problem = storeTtlProblem(scheme, s.ttl)
+    if (problem) throw new InvalidOptionsError(name('ttl'), problem)
+  }
+  if (scheme !== 'consul') {
+    for (const key of ['storeToken', 'lockDelay'] as const)
+      if (s[key] !== undefined) throw new InvalidOptionsError(name(key), 'applies to consul:// stores only')
+  } else {
+    for (const key of ['storeUser', 'storePassword'] as const)
+      if (s[key] !== undefined)
+        throw new InvalidOptionsError(
+          name(key),
+          'Consul takes an ACL token (--store-token or BALLOT_STORE_TOKEN), not a user and password',
+        )
+  }
+}
+
 /** The flags every election command takes (run, exec); values stay strings for loadDaemonConfig. */
 export const ELECTION_FLAGS: Array<[string, string]> = [
   ['--algo <name>', 'raft (default), bully, or lease (implied by --store)'],
-  ['--store <url>', 'lease: the store, etcd://[user:pass@]host:port[,host:port]'],
-  ['--election <name>', 'lease: the election name in the store (as with etcdctl elect NAME)'],
-  ['--ttl <duration>', 'lease: session TTL, e.g. 5s (default), 500ms, 1m'],
-  ['--store-user <name>', 'lease: store user (or in the URL; never logged)'],
+  [
+    '--store <url>',
+    'lease: the store, etcd://[user:pass@]host:port[,...], zookeeper://[user:pass@]host:port[,...][/chroot] or consul://host:port',
+  ],
+  [
+    '--election <name>',
+    'lease: the election: etcd key prefix (etcdctl elect NAME), ZooKeeper latch path (/a/b), Consul lock prefix',
+  ],
+  ['--ttl <duration>', 'lease: session TTL, e.g. 5s (default; Consul: 10s, its shortest), 500ms, 1m'],
+  ['--store-user <name>', 'lease: etcd user, ZooKeeper digest user (or in the URL; never logged)'],
   ['--store-password <secret>', 'lease: store password (or BALLOT_STORE_PASSWORD; never logged)'],
+  ['--store-token <token>', 'lease: Consul ACL token (or BALLOT_STORE_TOKEN; never logged)'],
+  [
+    '--lock-delay <duration>',
+    'lease on Consul: lock-delay after a crashed leader, before anyone may lead (default 15s; 0s: none)',
+  ],
   ['--advertise <host:port>', 'lease: the address published for this node (default: --http)'],
   ['--id <id>', 'this node id (default: its host:port in --nodes)'],
   ['--port <port>', 'cluster port (default 8117)'],

@@ -7,12 +7,12 @@ import { networkInterfaces } from 'node:os'
 import type { Election } from '../election.js'
 import { InvalidOptionsError } from '../errors.js'
 import { LeaseElection } from '../lease/candidate.js'
-import { createBackend, parseStoreUrl } from '../lease/store-url.js'
 import { BullyElection } from '../runtime/bully-election.js'
 import { RaftElection, type RaftPeer } from '../runtime/raft-election.js'
 import { parseHostPort } from '../transport/address.js'
 import type { TransportStats } from '../transport/transport.js'
 import type { DaemonConfig } from './config.js'
+import { storeBackend } from './store.js'
 
 /** What the daemon needs beyond the Election interface: its identity and counters, for status and metrics. */
 export interface DaemonElection extends Election {
@@ -72,17 +72,17 @@ export function createElection(config: DaemonConfig): DaemonElection {
     config.tags.map((t) => [t.slice(0, t.indexOf('=')), t.slice(t.indexOf('=') + 1)]),
   )
   if (config.algo === 'lease') {
-    const backend = createBackend(parseStoreUrl(config.store ?? '', '--store'), {
+    const { backend, ttlMs } = storeBackend({
+      ...config,
+      store: config.store ?? '',
       election: config.election ?? '',
-      username: config.storeUser,
-      password: config.storePassword,
     })
     return new LeaseElection({
       id: config.id ?? '',
       backend,
       address: config.advertise ?? config.http,
       tags,
-      timing: config.ttl === undefined ? undefined : { ttlMs: config.ttl },
+      timing: { ttlMs },
     })
   }
   if (config.algo === 'bully') {

@@ -3,7 +3,7 @@
  * stopped together. `ballot run` and `ballot exec` are both this, with or without a supervised command.
  */
 
-import { redactStoreUrl } from '../lease/store-url.js'
+import { defaultStoreTtlMs, redactStoreUrl } from '../lease/store-url.js'
 import { HttpApi } from '../server/http.js'
 import { createMetrics } from '../server/metrics.js'
 import { parseHostPort } from '../transport/address.js'
@@ -57,6 +57,17 @@ export async function startNode(
     })
     const hp = parseHostPort(config.http, '--http')
     httpAddress = await api.listen(hp.host, hp.port)
+  }
+  if (config.algo === 'lease' && config.store?.startsWith('consul')) {
+    const ttl = config.ttl ?? defaultStoreTtlMs('consul')
+    const lockDelay = config.lockDelay ?? 15_000
+    // Consul invalidates a session at once when its node's serfHealth check fails: only the lock-delay
+    // keeps the next leader out until the old one has stopped on its own clock.
+    if (lockDelay < ttl)
+      log.warn(
+        { lockDelayMs: lockDelay, ttlMs: ttl },
+        `--lock-delay ${lockDelay} ms is shorter than the TTL ${ttl} ms: if Consul invalidates the leader's session early (a failed serfHealth check), the next one may lead before the old one has stopped`,
+      )
   }
   await election.start()
   log.info(

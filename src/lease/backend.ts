@@ -71,6 +71,8 @@ export interface BackendSession {
 export interface LeaseBackend {
   /** 'etcd', 'zookeeper', 'consul', ... for logs, metrics and errors. */
   readonly store: string
+  /** Where the store is (hosts, agent URL), for messages; never with credentials. */
+  readonly target?: string
   /** Connects and starts reporting to `events`; `watchOnly` for a follower that never joins the line. */
   connect(events: BackendEvents, opts: { watchOnly: boolean }): Promise<void>
   /** Opens a new session with about `ttlMs`; the caller noted the send time before calling. */

@@ -50,11 +50,13 @@ export async function withTimeout<T>(
   what: string,
   ms: number,
   work: () => Promise<T>,
+  target?: string,
 ): Promise<T> {
   let timer: NodeJS.Timeout | undefined
+  const where = target ? `${store} ${target}` : store
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new StoreUnavailableError(store, `${store}: no answer to ${what} within ${ms} ms`)),
+      () => reject(new StoreUnavailableError(store, `${where}: no answer to ${what} within ${ms} ms`)),
       ms,
     )
   })
@@ -144,8 +146,12 @@ export class LeaseElection extends ElectionBase {
       sessionLost: (reason) => this.onEvent({ kind: 'sessionLost', error: reason }),
     }
     try {
-      await withTimeout(backend.store, 'connect', this.opts.connectTimeoutMs ?? 5000, () =>
-        backend.connect(events, { watchOnly: false }),
+      await withTimeout(
+        backend.store,
+        'connect',
+        this.opts.connectTimeoutMs ?? 5000,
+        () => backend.connect(events, { watchOnly: false }),
+        backend.target,
       )
     } catch (err) {
       this.closed = true
@@ -268,7 +274,7 @@ export class LeaseElection extends ElectionBase {
     // The send time is noted before the request leaves: validity counts from it (machine rule 1).
     const sentAt = this.clock.now()
     const run = <T>(what: string, work: () => Promise<T>, done: (value: T) => LeaseInput) => {
-      withTimeout(backend.store, what, t, work).then(
+      withTimeout(backend.store, what, t, work, backend.target).then(
         (value) => this.input(done(value)),
         (err: unknown) => {
           this.transportStats.sendFailures++

@@ -53,22 +53,27 @@ export class LeaseFollower extends ElectionBase {
     if (this.stopped) throw new ClosedError()
     if (this.started) return
     const backend = this.opts.backend
-    await withTimeout(backend.store, 'connect', this.opts.connectTimeoutMs ?? 5000, () =>
-      backend.connect(
-        {
-          line: (entries) => this.onLine(entries),
-          suspended: (reason) => {
-            this.transportStats.sendFailures++
-            if (!this.suspended) this.reportError(reason)
-            this.suspended = true
+    await withTimeout(
+      backend.store,
+      'connect',
+      this.opts.connectTimeoutMs ?? 5000,
+      () =>
+        backend.connect(
+          {
+            line: (entries) => this.onLine(entries),
+            suspended: (reason) => {
+              this.transportStats.sendFailures++
+              if (!this.suspended) this.reportError(reason)
+              this.suspended = true
+            },
+            resumed: () => {
+              this.suspended = false
+            },
+            sessionLost: () => {},
           },
-          resumed: () => {
-            this.suspended = false
-          },
-          sessionLost: () => {},
-        },
-        { watchOnly: true },
-      ),
+          { watchOnly: true },
+        ),
+      backend.target,
     ).catch(async (err) => {
       this.stopped = true
       await backend.close().catch(() => undefined)

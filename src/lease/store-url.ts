@@ -1,36 +1,76 @@
 /**
- * `--store` URLs: `etcd://[user:password@]host:port[,host:port...]`. Credentials may also come apart
- * (flags, BALLOT_STORE_USER / BALLOT_STORE_PASSWORD); they are never part of what is logged or printed.
+ * `--store` URLs, one scheme per store:
+ *
+ *   etcd://[user:password@]host:port[,host:port...]
+ *   zookeeper://[user:password@]host:port[,host:port...][/chroot]   (user:password: digest auth)
+ *   consul://host:port   consul+https://host:port                   (one agent; ACL token apart)
+ *
+ * Credentials may also come apart (flags, BALLOT_STORE_USER / BALLOT_STORE_PASSWORD / BALLOT_STORE_TOKEN);
+ * they are never part of what is logged or printed. A Consul token is never taken from the URL: it has no
+ * user name to hide it behind, so it would show in every log line that names the store.
  */
 import { InvalidOptionsError } from '../errors.js'
 import type { LeaseBackend } from './backend.js'
+import { ConsulBackend } from './stores/consul.js'
 import { EtcdBackend } from './stores/etcd.js'
+import { ZooKeeperBackend } from './stores/zookeeper.js'
+
+export type StoreScheme = 'etcd' | 'zookeeper' | 'consul'
 
 export interface StoreUrl {
-  scheme: 'etcd'
+  scheme: StoreScheme
   hosts: string[]
   username?: string
   password?: string
+  /** Consul: `consul+https://` (the agent's HTTPS API; a private CA goes in NODE_EXTRA_CA_CERTS). */
+  tls?: boolean
+  /** ZooKeeper: the chroot after the hosts (`/apps`), if any. */
+  chroot?: string
 }
 
-const SCHEMES = ['etcd'] as const
+const SCHEMES = ['etcd', 'zookeeper', 'consul', 'consul+https'] as const
 const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[^:\s/@,[\]]+):(\d{1,5})$/
+const EXAMPLES = 'etcd://host:port[,host:port], zookeeper://host:port[,host:port] or consul://host:port'
+
+/** Session TTLs Consul grants (ms): 10 s to 24 h. */
+export const CONSUL_TTL_RANGE_MS = { min: 10_000, max: 86_400_000 } as const
+
+/**
+ * The TTL a store election uses when none is given (ms): 5 s, except on Consul, whose shortest TTL is
+ * 10 s (asking less would be granted 10 s anyway, silently).
+ */
+export function defaultStoreTtlMs(scheme: StoreScheme): number {
+  return scheme === 'consul' ? CONSUL_TTL_RANGE_MS.min : 5000
+}
+
+/**
+ * Whether the store can grant `ttlMs` as asked; undefined when it can, else why not (one sentence).
+ * ZooKeeper's range depends on the server's tickTime: that is checked when connecting (the granted
+ * timeout must be the one asked for), not here.
+ */
+export function storeTtlProblem(scheme: StoreScheme, ttlMs: number): string | undefined {
+  if (scheme === 'consul' && (ttlMs < CONSUL_TTL_RANGE_MS.min || ttlMs > CONSUL_TTL_RANGE_MS.max))
+    return `Consul grants session TTLs from 10s to 24h, not ${ttlMs} ms`
+  return undefined
+}
 
 export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
   const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/.exec(url.trim())
-  if (!m)
-    throw new InvalidOptionsError(
-      field,
-      `expected etcd://host:port[,host:port], got "${redactStoreUrl(url)}"`,
-    )
-  const scheme = m[1] as string
-  if (!(SCHEMES as readonly string[]).includes(scheme))
-    throw new InvalidOptionsError(field, `unknown store "${scheme}://" (supported: ${SCHEMES.join(', ')})`)
+  if (!m) throw new InvalidOptionsError(field, `expected ${EXAMPLES}, got "${redactStoreUrl(url)}"`)
+  const given = m[1] as string
+  if (!(SCHEMES as readonly string[]).includes(given))
+    throw new InvalidOptionsError(field, `unknown store "${given}://" (supported: ${SCHEMES.join(', ')})`)
+  const scheme: StoreScheme = given === 'consul+https' ? 'consul' : (given as StoreScheme)
   let rest = (m[2] as string).replace(/\/+$/, '')
   let username: string | undefined
   let password: string | undefined
   const at = rest.lastIndexOf('@')
   if (at >= 0) {
+    if (scheme === 'consul')
+      throw new InvalidOptionsError(
+        field,
+        'a Consul ACL token goes in --store-token or BALLOT_STORE_TOKEN, not in the URL',
+      )
     const creds = rest.slice(0, at)
     rest = rest.slice(at + 1)
     const colon = creds.indexOf(':')
@@ -38,13 +78,29 @@ export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
     password = colon >= 0 ? decodeURIComponent(creds.slice(colon + 1)) : undefined
     if (!username) throw new InvalidOptionsError(field, 'the user name before "@" is empty')
   }
+  let chroot: string | undefined
+  const slash = rest.indexOf('/')
+  if (scheme === 'zookeeper' && slash >= 0) {
+    chroot = rest.slice(slash)
+    rest = rest.slice(0, slash)
+    if (!/^(\/[^/\s]+)+$/.test(chroot))
+      throw new InvalidOptionsError(field, `"${chroot}" is not a ZooKeeper chroot like /apps`)
+  }
   const hosts = rest.split(',').map((h) => h.trim())
   for (const h of hosts) {
     const hp = HOST_PORT.exec(h)
     if (!hp || Number(hp[2]) < 1 || Number(hp[2]) > 65535)
-      throw new InvalidOptionsError(field, `expected host:port in ${scheme}://..., got "${h}"`)
+      throw new InvalidOptionsError(field, `expected host:port in ${given}://..., got "${h}"`)
   }
-  return { scheme: 'etcd', hosts, username, password }
+  if (scheme === 'consul' && hosts.length > 1)
+    throw new InvalidOptionsError(
+      field,
+      'give one Consul agent (host:port): the agent forwards to the servers',
+    )
+  const out: StoreUrl = { scheme, hosts, username, password }
+  if (given === 'consul+https') out.tls = true
+  if (chroot !== undefined) out.chroot = chroot
+  return out
 }
 
 /** The URL with any password replaced by "***", for messages. */
@@ -53,17 +109,55 @@ export function redactStoreUrl(url: string): string {
 }
 
 export interface BackendFactoryOptions {
+  /** etcd: the election name; ZooKeeper: the latch path (`/services/x/leader`); Consul: the `consul lock` prefix. */
   election: string
   username?: string
   password?: string
+  /** Consul ACL token (X-Consul-Token). */
+  token?: string
+  /**
+   * The session TTL the election will ask for (ms). ZooKeeper opens its session while connecting, with
+   * this timeout, so that the election's first session is that one.
+   */
+  ttlMs?: number
+  /**
+   * ZooKeeper: refuse to connect (INVALID_OPTIONS, naming `ttl`) when the server grants another session
+   * timeout than `ttlMs` (it clamps to 2–20 × its tickTime). The CLI sets it, so `--ttl` is what it says.
+   */
+  exactTtl?: boolean
+  /** Consul: the session's lock-delay (ms). Default 15000, as `consul lock`. */
+  lockDelayMs?: number
 }
 
 /** The backend for a parsed store URL (credentials given apart win over those in the URL). */
 export function createBackend(store: StoreUrl, opts: BackendFactoryOptions): LeaseBackend {
-  return new EtcdBackend({
-    hosts: store.hosts,
-    election: opts.election,
-    username: opts.username ?? store.username,
-    password: opts.password ?? store.password,
-  })
+  const username = opts.username ?? store.username
+  const password = opts.password ?? store.password
+  switch (store.scheme) {
+    case 'etcd':
+      return new EtcdBackend({ hosts: store.hosts, election: opts.election, username, password })
+    case 'zookeeper': {
+      if (password !== undefined && username === undefined)
+        throw new InvalidOptionsError('--store-user', 'ZooKeeper digest auth needs a user with the password')
+      return new ZooKeeperBackend({
+        connect: store.hosts.join(',') + (store.chroot ?? ''),
+        path: opts.election,
+        sessionTimeoutMs: opts.ttlMs,
+        exactSessionTimeout: opts.exactTtl,
+        digest: username === undefined ? undefined : { username, password: password ?? '' },
+      })
+    }
+    case 'consul':
+      if (username !== undefined || password !== undefined)
+        throw new InvalidOptionsError(
+          '--store-user',
+          'Consul takes an ACL token (--store-token, BALLOT_STORE_TOKEN), not a user and password',
+        )
+      return new ConsulBackend({
+        address: `${store.tls ? 'https' : 'http'}://${store.hosts[0]}`,
+        prefix: opts.election,
+        token: opts.token,
+        lockDelayMs: opts.lockDelayMs,
+      })
+  }
 }

@@ -1,5 +1,6 @@
 /**
- * A `consul agent -dev` (Consul 1.8.7, from Debian bullseye; see scripts/install-services.sh) with every
+ * A `consul agent -dev` (or, `persistent`, a one-server cluster with its state on disk; optionally with
+ * ACLs on) (Consul 1.8.7, from Debian bullseye; see scripts/install-services.sh) with every
  * address on 127.0.0.1 and every port free, a temporary data/config directory, no update checks. Ready
  * once the HTTP API names a raft leader. `stop()` then `start()` reuses the ports; a dev agent keeps its
  * state in memory, so a restart loses every session and key (which is how the tests lose a session).
@@ -9,11 +10,22 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { freePorts, OwnedProcess, removeTempDir, service, tempDir, waitUntil } from './services.js'
 
+export interface ConsulAgentOptions {
+  /**
+   * A one-server cluster with its state on disk (`-server -bootstrap-expect 1 -data-dir`) instead of
+   * `-dev`: a restart keeps every session, key and index, as a production server's does.
+   */
+  persistent?: boolean
+  /** ACLs on, default policy deny, with this master (management) token. */
+  aclMasterToken?: string
+}
+
 export class ConsulAgent {
   private proc: OwnedProcess | undefined
   private constructor(
     readonly dir: string,
     readonly ports: { http: number; dns: number; serfLan: number; serfWan: number; server: number },
+    readonly opts: ConsulAgentOptions,
   ) {}
 
   /** `http://127.0.0.1:port` */
@@ -21,7 +33,7 @@ export class ConsulAgent {
     return `http://127.0.0.1:${this.ports.http}`
   }
 
-  static async start(): Promise<ConsulAgent> {
+  static async start(opts: ConsulAgentOptions = {}): Promise<ConsulAgent> {
     service('BALLOT_CONSUL')
     const [http, dns, serfLan, serfWan, server] = (await freePorts(5)) as [
       number,
@@ -30,7 +42,7 @@ export class ConsulAgent {
       number,
       number,
     ]
-    const agent = new ConsulAgent(tempDir('consul'), { http, dns, serfLan, serfWan, server })
+    const agent = new ConsulAgent(tempDir('consul'), { http, dns, serfLan, serfWan, server }, opts)
     try {
       await agent.start()
     } catch (err) {
@@ -51,6 +63,19 @@ export class ConsulAgent {
         advertise_addr: '127.0.0.1',
         disable_update_check: true,
         log_level: 'warn',
+        // Raft at full speed (a dev agent's setting), so a restarted server elects itself in ~1 s.
+        performance: { raft_multiplier: 1 },
+        ...(this.opts.aclMasterToken
+          ? {
+              primary_datacenter: 'dc1',
+              acl: {
+                enabled: true,
+                default_policy: 'deny',
+                enable_token_persistence: false,
+                tokens: { master: this.opts.aclMasterToken, agent: this.opts.aclMasterToken },
+              },
+            }
+          : {}),
         ports: {
           http: this.ports.http,
           https: -1,
@@ -65,7 +90,15 @@ export class ConsulAgent {
     const proc = new OwnedProcess(
       'consul',
       service('BALLOT_CONSUL'),
-      ['agent', '-dev', '-node', 'ballot-test', `-config-file=${config}`],
+      [
+        'agent',
+        ...(this.opts.persistent
+          ? ['-server', '-bootstrap-expect=1', `-data-dir=${join(this.dir, 'data')}`]
+          : ['-dev']),
+        '-node',
+        'ballot-test',
+        `-config-file=${config}`,
+      ],
       { cwd: this.dir, env: { ...process.env, CHECKPOINT_DISABLE: '1' } },
     )
     this.proc = proc
@@ -76,7 +109,14 @@ export class ConsulAgent {
         try {
           const res = await fetch(`${this.address}/v1/status/leader`, { signal: AbortSignal.timeout(1000) })
           const leader = (await res.json()) as string
-          return res.ok && leader !== ''
+          if (!res.ok || leader === '') return false
+          // Sessions need the node registered with its serfHealth check (a restarted server does it anew).
+          const checks = await fetch(`${this.address}/v1/health/node/ballot-test`, {
+            headers: this.opts.aclMasterToken ? { 'X-Consul-Token': this.opts.aclMasterToken } : {},
+            signal: AbortSignal.timeout(1000),
+          })
+          const list = (await checks.json()) as Array<{ CheckID: string; Status: string }>
+          return list.some((c) => c.CheckID === 'serfHealth' && c.Status === 'passing')
         } catch {
           return false
         }
@@ -104,6 +144,7 @@ export class ConsulAgent {
     const res = await fetch(`${this.address}${path}`, {
       method,
       body,
+      headers: this.opts.aclMasterToken ? { 'X-Consul-Token': this.opts.aclMasterToken } : {},
       signal: AbortSignal.timeout(10_000),
     })
     return { status: res.status, text: await res.text() }
@@ -118,7 +159,13 @@ export class ConsulAgent {
       'consul lock',
       service('BALLOT_CONSUL'),
       ['lock', `-http-addr=${this.address}`, ...extra, prefix, script],
-      { env: { ...process.env, CHECKPOINT_DISABLE: '1' } },
+      {
+        env: {
+          ...process.env,
+          CHECKPOINT_DISABLE: '1',
+          ...(this.opts.aclMasterToken ? { CONSUL_HTTP_TOKEN: this.opts.aclMasterToken } : {}),
+        },
+      },
     )
   }
 }

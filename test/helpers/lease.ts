@@ -4,6 +4,7 @@
  * same instant, again and again, to prove that two never claimed leadership at once.
  */
 import type { LeaderInfo, LeadershipChange } from '../../src/election.js'
+import type { LeaseBackend } from '../../src/lease/backend.js'
 import { LeaseElection, type LeaseElectionOptions } from '../../src/lease/candidate.js'
 import { LeaseFollower } from '../../src/lease/follower.js'
 import { EtcdBackend } from '../../src/lease/stores/etcd.js'
@@ -42,16 +43,16 @@ export class Recorded<E extends LeaseElection | LeaseFollower> {
   }
 }
 
-export function candidate(
-  endpoint: string,
-  election: string,
+/** A recorded candidate on any backend: address `<id>.example:80`, tags {name: id}, TTL 2 s unless `extra` says. */
+export function candidateOn(
+  backend: LeaseBackend,
   id: string,
   extra: Partial<LeaseElectionOptions> = {},
 ): Recorded<LeaseElection> {
   return new Recorded(
     new LeaseElection({
       id,
-      backend: new EtcdBackend({ hosts: [endpoint], election }),
+      backend,
       address: `${id}.example:80`,
       tags: { name: id },
       timing: { ttlMs: 2000 },
@@ -60,8 +61,32 @@ export function candidate(
   )
 }
 
+export function followerOn(backend: LeaseBackend): Recorded<LeaseFollower> {
+  return new Recorded(new LeaseFollower({ backend }))
+}
+
+export function candidate(
+  endpoint: string,
+  election: string,
+  id: string,
+  extra: Partial<LeaseElectionOptions> = {},
+): Recorded<LeaseElection> {
+  return candidateOn(new EtcdBackend({ hosts: [endpoint], election }), id, extra)
+}
+
 export function follower(endpoint: string, election: string): Recorded<LeaseFollower> {
-  return new Recorded(new LeaseFollower({ backend: new EtcdBackend({ hosts: [endpoint], election }) }))
+  return followerOn(new EtcdBackend({ hosts: [endpoint], election }))
+}
+
+/** Leaderships the candidates took, in time order, without repeats (id@token). */
+export function taken(cs: Array<Recorded<LeaseElection>>): string[] {
+  return cs
+    .flatMap((c) =>
+      c.seen.filter((s) => s.change.role === 'leader').map((s) => ({ t: s.t, l: s.change.leader })),
+    )
+    .sort((a, b) => a.t - b.t)
+    .map((x) => `${x.l?.id}@${x.l?.token}`)
+    .filter((x, i, all) => all[i - 1] !== x)
 }
 
 /**

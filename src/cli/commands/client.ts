@@ -3,10 +3,12 @@
  */
 import type { Command } from 'commander'
 import { EventSource } from 'eventsource'
+import { checkStoreSettings } from '../../daemon/config.js'
+import { storeBackend } from '../../daemon/store.js'
 import type { LeaderInfo } from '../../election.js'
 import { InvalidOptionsError } from '../../errors.js'
 import { LeaseFollower } from '../../lease/follower.js'
-import { createBackend, parseStoreUrl } from '../../lease/store-url.js'
+import { parseStoreUrl } from '../../lease/store-url.js'
 
 function baseUrl(http: string): string {
   if (!/^[^:\s]+:\d+$/.test(http))
@@ -25,15 +27,23 @@ interface StoreFlags {
   election?: string
   storeUser?: string
   storePassword?: string
+  storeToken?: string
 }
 
 /** `--store URL --election NAME`: read the store directly, as a follower (flags, then BALLOT_* variables). */
 function storeFlags(cmd: Command): Command {
   return cmd
-    .option('--store <url>', 'read the leader from this store directly (etcd://host:port), not a node')
-    .option('--election <name>', 'with --store: the election name')
+    .option(
+      '--store <url>',
+      'read the leader from this store directly (etcd://, zookeeper:// or consul://host:port), not a node',
+    )
+    .option(
+      '--election <name>',
+      'with --store: the election (etcd prefix, ZooKeeper latch path, Consul prefix)',
+    )
     .option('--store-user <name>', 'with --store: user (or in the URL)')
     .option('--store-password <secret>', 'with --store: password (or BALLOT_STORE_PASSWORD)')
+    .option('--store-token <token>', 'with --store: Consul ACL token (or BALLOT_STORE_TOKEN)')
 }
 
 function storeFollower(flags: StoreFlags): LeaseFollower | undefined {
@@ -42,12 +52,15 @@ function storeFollower(flags: StoreFlags): LeaseFollower | undefined {
   if (!store) return undefined
   const election = flags.election ?? env.BALLOT_ELECTION
   if (!election) throw new InvalidOptionsError('--election', 'required with --store')
-  const backend = createBackend(parseStoreUrl(store, '--store'), {
+  const settings = {
+    store,
     election,
-    username: flags.storeUser ?? env.BALLOT_STORE_USER,
-    password: flags.storePassword ?? env.BALLOT_STORE_PASSWORD,
-  })
-  return new LeaseFollower({ backend })
+    storeUser: flags.storeUser ?? env.BALLOT_STORE_USER,
+    storePassword: flags.storePassword ?? env.BALLOT_STORE_PASSWORD,
+    storeToken: flags.storeToken ?? env.BALLOT_STORE_TOKEN,
+  }
+  checkStoreSettings(parseStoreUrl(store, '--store').scheme, settings)
+  return new LeaseFollower({ backend: storeBackend(settings, true).backend })
 }
 
 const leaderJson = (l: LeaderInfo) =>

@@ -162,6 +162,8 @@ export class ConsulBackend implements LeaseBackend {
   readonly lockKey: string
   readonly linePrefix: string
   private readonly baseUrl: string
+  /** The agent's URL (the token is a header, never in it). */
+  readonly target: string
   private readonly token: string | undefined
   private readonly lockDelayMs: number
   private readonly checks: string[]
@@ -209,6 +211,7 @@ export class ConsulBackend implements LeaseBackend {
     if (url.protocol !== 'http:' && url.protocol !== 'https:')
       throw new InvalidOptionsError('address', `"${address}" must be an http:// or https:// URL`)
     this.baseUrl = `${url.origin}/v1`
+    this.target = url.origin
     this.token = opts.token
     this.lockDelayMs = nonNegative('lockDelayMs', opts.lockDelayMs ?? 15_000)
     this.checks = opts.checks ?? ['serfHealth']
@@ -389,7 +392,8 @@ export class ConsulBackend implements LeaseBackend {
     const e0 = err as { isAbort?: boolean; isValidation?: boolean; message?: string }
     if (e0.isAbort || (e0.isValidation && /ctx already/.test(e0.message ?? ''))) return new Aborted()
     const status = statusOf(err)
-    const message = (err as Error).message ?? String(err)
+    // The client prefixes its messages with "consul: " too; StoreError adds the store's name once.
+    const message = ((err as Error).message ?? String(err)).replace(/^consul: /, '')
     if (status === undefined || status >= 500 || status === 429) {
       const e = new StoreError(
         'STORE_UNAVAILABLE',

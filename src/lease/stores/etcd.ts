@@ -113,6 +113,11 @@ export class EtcdBackend implements LeaseBackend {
     ;({ prefix: this.prefix, metaPrefix: this.metaPrefix } = electionKeys(opts.election))
   }
 
+  /** The endpoints, for messages. */
+  get target(): string {
+    return this.opts.hosts.join(',')
+  }
+
   /** This candidate's key while it has a session (`<election>/<lease hex>`). */
   get key(): string | undefined {
     return this.leaseHex === undefined ? undefined : this.prefix + this.leaseHex

@@ -50,6 +50,17 @@ export interface ZooKeeperBackendOptions {
    * Default: 2/3 of the session's negotiated timeout (the Java client's read timeout).
    */
   requestTimeoutMs?: number
+  /**
+   * Refuse to connect (INVALID_OPTIONS, field `ttl`) when the server grants another session timeout than
+   * `sessionTimeoutMs` (it clamps to 2–20 × its tickTime), rather than use the granted one. Default false.
+   */
+  exactSessionTimeout?: boolean
+  /**
+   * Digest authentication (`addauth digest user:password`), sent on every connection before any request,
+   * for latch paths whose ACLs ask for it. The nodes ballot creates stay open to all (OPEN_ACL_UNSAFE), as
+   * Curator's LeaderLatch makes them, so Curator participants can read them.
+   */
+  digest?: { username: string; password: string }
 }
 
 type ZkModule = typeof Zk
@@ -127,6 +138,8 @@ export class ZooKeeperBackend implements LeaseBackend {
   private readonly sessionTimeoutMs: number
   private readonly connectTimeoutMs: number
   private readonly requestTimeoutOption: number | undefined
+  private readonly exactSessionTimeout: boolean
+  private readonly digest: Buffer | undefined
   private zk: ZkModule | undefined
   private events: BackendEvents | undefined
   private conn: Conn | undefined
@@ -160,6 +173,15 @@ export class ZooKeeperBackend implements LeaseBackend {
     this.connectTimeoutMs = positive('connectTimeoutMs', opts.connectTimeoutMs ?? 5000)
     this.requestTimeoutOption =
       opts.requestTimeoutMs === undefined ? undefined : positive('requestTimeoutMs', opts.requestTimeoutMs)
+    this.exactSessionTimeout = opts.exactSessionTimeout ?? false
+    if (opts.digest && !opts.digest.username)
+      throw new InvalidOptionsError('digest', 'the user name must not be empty')
+    this.digest = opts.digest ? Buffer.from(`${opts.digest.username}:${opts.digest.password}`) : undefined
+  }
+
+  /** The connection string (it never holds credentials: digest auth is apart). */
+  get target(): string {
+    return this.connectString
   }
 
   async connect(events: BackendEvents, _opts: { watchOnly: boolean }): Promise<void> {
@@ -167,6 +189,16 @@ export class ZooKeeperBackend implements LeaseBackend {
     this.events = events
     this.zk = await loadZk()
     const conn = await this.openConn(this.sessionTimeoutMs)
+    const granted = conn.client.getSessionTimeout()
+    if (this.exactSessionTimeout && granted !== Math.round(this.sessionTimeoutMs)) {
+      this.events = undefined
+      await this.closeConn(conn)
+      throw new InvalidOptionsError(
+        'ttl',
+        `zookeeper ${this.connectString} grants a session timeout of ${granted} ms, not the ${Math.round(this.sessionTimeoutMs)} ms asked: ` +
+          'the server allows 2 to 20 × its tickTime (minSessionTimeout, maxSessionTimeout)',
+      )
+    }
     this.setConn(conn)
     this.dirty = true
     await this.refresh()
@@ -286,6 +318,7 @@ export class ZooKeeperBackend implements LeaseBackend {
   private openConn(ttlMs: number): Promise<Conn> {
     const zk = this.zk!
     const client = zk.createClient(this.connectString, { sessionTimeout: ttlMs, spinDelay: 100, retries: 0 })
+    if (this.digest) client.addAuthInfo('digest', this.digest)
     return new Promise<Conn>((resolve, reject) => {
       let settled = false
       const timer = setTimeout(() => {
