@@ -105,7 +105,10 @@ export interface SimService<M> {
 }
 
 /** What a service takes: time passing, a message from a node, a node's connection opening or closing. */
-export type ServiceInput<M> = Extract<Input<M>, { kind: 'tick' | 'receive' | 'peerConnected' | 'peerUnreachable' }>
+export type ServiceInput<M> = Extract<
+  Input<M>,
+  { kind: 'tick' | 'receive' | 'peerConnected' | 'peerUnreachable' }
+>
 
 /** A service is a pure machine too: stepped with its own clock's time, drained after each step. */
 export interface ServiceMachine<M> {

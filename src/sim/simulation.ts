@@ -532,7 +532,11 @@ class Simulation<M, P> {
     this.messages++
     if (this.adapter.isElectionMessage(msg)) this.electionMessages++
     if (i < this.n && j < this.n) {
-      const check = this.adapter.checkMessage?.(this.members[i] as SimMember, this.members[j] as SimMember, msg)
+      const check = this.adapter.checkMessage?.(
+        this.members[i] as SimMember,
+        this.members[j] as SimMember,
+        msg,
+      )
       if (check !== undefined) this.checker.fail(check.invariant, this.now, check.message)
     }
     const link = i * this.p + j
@@ -715,7 +719,8 @@ class Simulation<M, P> {
           g.push(id(a))
           groups.set(side[a] as number, g)
         }
-        if (withService) groups.set(f.service as number, [...(groups.get(f.service as number) ?? []), id(svc)])
+        if (withService)
+          groups.set(f.service as number, [...(groups.get(f.service as number) ?? []), id(svc)])
         const shape = [...groups.values()].map((g) => `{${g.join(',')}}`).join(' | ')
         this.note(
           undefined,

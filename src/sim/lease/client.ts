@@ -10,6 +10,8 @@
  *   - the backend's watch: registered when the connection to the store opens, its notifications (the
  *     whole line at a revision) handed to the machine newest first and never older than one already
  *     handed (the BackendEvents contract); a join's answer hands over the line read with it first;
+ *   - leave deletes exactly the entry it means (a compare-and-set on its revision): a request that
+ *     timed out may still be applied later, after a join under the same key;
  *   - a missed notification (lost, or still on its way) shows in the revision every reply carries: the
  *     candidate then reads the line again (what a backend does after a watch gap), so no candidate waits
  *     forever on a line it will never be told about.
@@ -45,6 +47,13 @@ export interface LeaseClientOptions {
    * spent with it in the socket, is then counted as time the store had renewed the session.
    */
   validityFromReply?: boolean
+  /**
+   * Test-only: leave deletes the key whatever entry it holds now, as the etcd and Consul recipes did
+   * when this simulator found it: a leave that times out is not cancelled, and when it is applied
+   * after the candidate joined again under the same session (the same key), it deletes the new entry
+   * while its candidate leads on it.
+   */
+  unguardedLeave?: boolean
 }
 
 interface Pending {
@@ -160,9 +169,12 @@ export class LeaseClient implements ProtocolMachine<LeaseWire, undefined> {
         // One key per session, as etcd's election names it: joining again under it is idempotent.
         msg = { t: 'join', seq, session, id: this.id, key: `e/${session}` }
         break
-      case 'leave':
-        msg = { t: 'leave', seq, key: v.self?.key ?? `e/${session}` }
+      case 'leave': {
+        const key = v.self?.key ?? `e/${session}`
+        const rev = v.self === undefined || this.opts.unguardedLeave ? undefined : Number(v.self.token)
+        msg = rev === undefined ? { t: 'leave', seq, key } : { t: 'leave', seq, key, rev }
         break
+      }
       case 'closeSession':
         msg = { t: 'close', seq, session }
         break
@@ -224,7 +236,12 @@ export class LeaseClient implements ProtocolMachine<LeaseWire, undefined> {
           this.feed(now, { kind: 'joined', seq, entry: entry(msg.entry) })
           break
         case 'sessionLost':
-          this.feed(now, { kind: 'failed', seq, reason: 'sessionLost', error: new Error('store: session lost') })
+          this.feed(now, {
+            kind: 'failed',
+            seq,
+            reason: 'sessionLost',
+            error: new Error('store: session lost'),
+          })
           break
         case 'done':
           if (p.request.kind === 'keepAlive') this.feed(now, { kind: 'keptAlive', seq, sentAt })

@@ -7,7 +7,8 @@
  *   - an ordered line of entries, each created under a session at a new revision of the store (a
  *     compare-and-set: created only if absent); the lowest live entry leads, and its revision is the
  *     fencing token, so tokens grow across the whole store;
- *   - delete (leave), revoke (close), and expiry: a session whose TTL ran out is gone, with its entries,
+ *   - delete (leave: a compare-and-set on the entry's revision, so a leave that arrives late, after its
+ *     sender joined again under the same key, deletes nothing), revoke (close), and expiry: a session whose TTL ran out is gone, with its entries,
  *     as soon as the store looks (its expiry loop runs every `expiryCheckMs`, as etcd's does every
  *     500 ms) or a request touches the store, whichever comes first;
  *   - watches: a candidate's connection registers one; every change of the line is sent to each
@@ -105,11 +106,17 @@ export class StoreModel implements ServiceMachine<LeaseWire> {
           this.line.push(entry)
           this.notify()
         }
-        return reply({ t: 'joined', seq: req.seq, rev: this.rev, entry: wire(entry), entries: this.entries() })
+        return reply({
+          t: 'joined',
+          seq: req.seq,
+          rev: this.rev,
+          entry: wire(entry),
+          entries: this.entries(),
+        })
       }
       case 'leave': {
         const before = this.line.length
-        this.line = this.line.filter((e) => e.key !== req.key)
+        this.line = this.line.filter((e) => e.key !== req.key || (req.rev !== undefined && e.rev !== req.rev))
         if (this.line.length !== before) {
           this.rev++
           this.notify()

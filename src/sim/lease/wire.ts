@@ -18,7 +18,11 @@ export type StoreRequest =
   | { t: 'keepAlive'; seq: number; session: number }
   /** Create `key` under the session if absent (compare-and-set on "does not exist"); idempotent. */
   | { t: 'join'; seq: number; session: number; id: string; key: string }
-  | { t: 'leave'; seq: number; key: string }
+  /**
+   * Delete `key`: only while it holds the entry created at revision `rev` (a compare-and-set delete),
+   * or whatever it holds when `rev` is absent (the unguarded variant).
+   */
+  | { t: 'leave'; seq: number; key: string; rev?: number }
   | { t: 'close'; seq: number; session: number }
   /** Register a watch on the line (for this connection) and read it. */
   | { t: 'watch'; seq: number }
@@ -54,7 +58,7 @@ export function describeWire(msg: LeaseWire): string {
     case 'join':
       return `#${msg.seq} join ${msg.key} s${msg.session}`
     case 'leave':
-      return `#${msg.seq} leave ${msg.key}`
+      return `#${msg.seq} leave ${msg.key}${msg.rev === undefined ? '' : `@${msg.rev}`}`
     case 'close':
       return `#${msg.seq} close s${msg.session}`
     case 'watch':

@@ -93,6 +93,8 @@ export interface LeaseAdapterOptions extends AdapterOptions {
   lease?: Partial<LeaseTiming>
   /** Test-only: validity counted from when a confirmation arrived, not when its request left. */
   unsafeValidityFromReply?: boolean
+  /** Test-only: leave deletes the key whatever entry it holds (see LeaseClientOptions). */
+  unsafeUnguardedLeave?: boolean
 }
 
 export function leaseAdapter(opts: LeaseAdapterOptions = {}): ProtocolAdapter<LeaseWire, undefined> {
@@ -120,6 +122,7 @@ export function leaseAdapter(opts: LeaseAdapterOptions = {}): ProtocolAdapter<Le
   const variant = [
     opts.lease?.maxClockDrift === 0 && opts.lease?.safetyMarginMs === 0 ? 'drift and margin 0' : '',
     opts.unsafeValidityFromReply ? 'validity from the reply' : '',
+    opts.unsafeUnguardedLeave ? 'unguarded leave' : '',
   ].filter(Boolean)
   return {
     name: variant.length > 0 ? `lease (unsafe: ${variant.join(', ')})` : 'lease',
@@ -148,6 +151,7 @@ export function leaseAdapter(opts: LeaseAdapterOptions = {}): ProtocolAdapter<Le
         timing,
         random: node.random,
         validityFromReply: opts.unsafeValidityFromReply ?? false,
+        unguardedLeave: opts.unsafeUnguardedLeave ?? false,
       })
     },
     isElectionMessage: (msg) => msg.t === 'join' || msg.t === 'joined',
