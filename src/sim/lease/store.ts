@@ -82,37 +82,33 @@ export class StoreModel implements ServiceMachine<LeaseWire> {
   }
 
   private apply(now: number, from: string, req: StoreRequest): void {
-    const reply = (msg: StoreReply): void => {
-      this.messages.push({ to: from, msg })
-    }
+    this.messages.push({ to: from, msg: this.answer(now, from, req) })
+  }
+
+  /** Applies one request and returns its reply. */
+  private answer(now: number, from: string, req: StoreRequest): StoreReply {
+    const seq = req.seq
     switch (req.t) {
       case 'open': {
         const id = this.nextSession++
         this.sessions.set(id, { id, ttlMs: req.ttlMs, expiresAt: now + req.ttlMs, owner: from })
-        reply({ t: 'opened', seq: req.seq, rev: this.rev, session: id, ttlMs: req.ttlMs })
-        return
+        return { t: 'opened', seq, rev: this.rev, session: id, ttlMs: req.ttlMs }
       }
       case 'keepAlive': {
         const s = this.sessions.get(req.session)
-        if (!s) return reply({ t: 'sessionLost', seq: req.seq, rev: this.rev })
+        if (!s) return { t: 'sessionLost', seq, rev: this.rev }
         s.expiresAt = now + s.ttlMs
-        return reply({ t: 'done', seq: req.seq, rev: this.rev })
+        return { t: 'done', seq, rev: this.rev }
       }
       case 'join': {
-        if (!this.sessions.has(req.session)) return reply({ t: 'sessionLost', seq: req.seq, rev: this.rev })
+        if (!this.sessions.has(req.session)) return { t: 'sessionLost', seq, rev: this.rev }
         let entry = this.line.find((e) => e.key === req.key)
         if (!entry) {
           entry = { id: req.id, key: req.key, rev: ++this.rev, session: req.session }
           this.line.push(entry)
           this.notify()
         }
-        return reply({
-          t: 'joined',
-          seq: req.seq,
-          rev: this.rev,
-          entry: wire(entry),
-          entries: this.entries(),
-        })
+        return { t: 'joined', seq, rev: this.rev, entry: wire(entry), entries: this.entries() }
       }
       case 'leave': {
         const before = this.line.length
@@ -121,16 +117,16 @@ export class StoreModel implements ServiceMachine<LeaseWire> {
           this.rev++
           this.notify()
         }
-        return reply({ t: 'done', seq: req.seq, rev: this.rev })
+        return { t: 'done', seq, rev: this.rev }
       }
       case 'close': {
         const s = this.sessions.get(req.session)
         if (s) this.revoke(s)
-        return reply({ t: 'done', seq: req.seq, rev: this.rev })
+        return { t: 'done', seq, rev: this.rev }
       }
       case 'watch':
         this.watchers.add(from)
-        return reply({ t: 'line', seq: req.seq, rev: this.rev, entries: this.entries() })
+        return { t: 'line', seq, rev: this.rev, entries: this.entries() }
     }
   }
 
