@@ -95,6 +95,10 @@ export interface LeaseAdapterOptions extends AdapterOptions {
   unsafeValidityFromReply?: boolean
   /** Test-only: leave deletes the key whatever entry it holds (see LeaseClientOptions). */
   unsafeUnguardedLeave?: boolean
+  /** Test-only: a missed notification is never caught up with. */
+  unsafeNoCatchUp?: boolean
+  /** Test-only: the token is the key's version, not its create revision. */
+  unsafeTokenFromVersion?: boolean
 }
 
 export function leaseAdapter(opts: LeaseAdapterOptions = {}): ProtocolAdapter<LeaseWire, undefined> {
@@ -123,6 +127,8 @@ export function leaseAdapter(opts: LeaseAdapterOptions = {}): ProtocolAdapter<Le
     opts.lease?.maxClockDrift === 0 && opts.lease?.safetyMarginMs === 0 ? 'drift and margin 0' : '',
     opts.unsafeValidityFromReply ? 'validity from the reply' : '',
     opts.unsafeUnguardedLeave ? 'unguarded leave' : '',
+    opts.unsafeNoCatchUp ? 'no catch-up read' : '',
+    opts.unsafeTokenFromVersion ? 'token from the key version' : '',
   ].filter(Boolean)
   return {
     name: variant.length > 0 ? `lease (unsafe: ${variant.join(', ')})` : 'lease',
@@ -152,6 +158,8 @@ export function leaseAdapter(opts: LeaseAdapterOptions = {}): ProtocolAdapter<Le
         random: node.random,
         validityFromReply: opts.unsafeValidityFromReply ?? false,
         unguardedLeave: opts.unsafeUnguardedLeave ?? false,
+        noCatchUp: opts.unsafeNoCatchUp ?? false,
+        tokenFromVersion: opts.unsafeTokenFromVersion ?? false,
       })
     },
     isElectionMessage: (msg) => msg.t === 'join' || msg.t === 'joined',
