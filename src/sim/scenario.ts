@@ -514,7 +514,7 @@ export function scenarioNames(set: ScenarioSet = DEFAULT_SCENARIOS): string[] {
 
 export function validateScenarioName(name: string, set: ScenarioSet = DEFAULT_SCENARIOS): string {
   const names = scenarioNames(set)
-  if (!names.includes(name) || generator(name === 'random' ? (set.names[0] ?? '') : name) === undefined) {
+  if (!names.includes(name) || (name !== 'random' && generator(name) === undefined)) {
     throw new InvalidOptionsError('--scenario', `must be one of ${names.join(', ')}, got ${name}`)
   }
   return name

@@ -53,7 +53,7 @@ export function registerSim(program: Command): void {
       `one of ${SCENARIO_NAMES.join(', ')}; for lease also ${LEASE_SCENARIOS.names.filter((n) => !(SCENARIO_NAMES as readonly string[]).includes(n)).join(', ')} (not the peer-to-peer-only ones)`,
       'random',
     )
-    .option('--timing <profile>', 'timing profile: default or fast', 'default')
+    .option('--timing <profile>', 'timing profile: default or fast (lease: a TTL of 5 s or 1 s)', 'default')
     .option('--trace', 'replay one run (the --seed) and print every event')
     .option('--json', 'print the summary as one JSON object')
     .option('--unsafe-skip-vote-checks', 'test only: a broken raft that the checker must catch')
