@@ -48,10 +48,10 @@ export interface LeaseClientOptions {
    */
   validityFromReply?: boolean
   /**
-   * Test-only: leave deletes the key whatever entry it holds now, as the etcd and Consul recipes did
-   * when this simulator found it: a leave that times out is not cancelled, and when it is applied
-   * after the candidate joined again under the same session (the same key), it deletes the new entry
-   * while its candidate leads on it.
+   * Test-only: leave deletes the key whatever entry it holds now, as the etcd and Consul backends of
+   * src/lease/stores do at this writing (ZooKeeper's sequential nodes never reuse a name): a leave that
+   * times out is not cancelled, and when it is applied after the candidate joined again under the same
+   * session (the same key), it deletes the new entry while its candidate leads on it.
    */
   unguardedLeave?: boolean
   /** Test-only: a missed notification is never caught up with (no re-read on a newer revision). */
