@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // `npm run soak`: the simulator's soak of raft at 3, 5 and 7 voters under both timing profiles (100,000
 // seeded runs a row by default), run two rows at a time, printed as one table. Exit 1 if any run broke an
-// invariant (each failing row's seeds and replay line are printed below the table).
-//   node scripts/soak.mjs [--runs N] [--seed S] [--algo raft|bully] [--nodes 3,5,7] [--timing default,fast]
+// invariant (each failing row's seeds and replay line are printed below the table). `--algo lease` soaks
+// lease candidates against the simulated store (timing profiles: TTL 5 s and 1 s).
+//   node scripts/soak.mjs [--runs N] [--seed S] [--algo raft|bully|lease] [--nodes 3,5,7] [--timing default,fast]
 import { spawn } from 'node:child_process'
 import { availableParallelism } from 'node:os'
 import { parseArgs } from 'node:util'
@@ -50,7 +51,8 @@ await Promise.all(
 )
 results.sort((a, b) => a.timing.localeCompare(b.timing) || Number(a.nodes) - Number(b.nodes))
 
-const header = ['voters', 'timing', 'runs', 'violations', 'runs/s', 'usable leader after heal p50 / p99 (ms)']
+const members = values.algo === 'lease' ? 'candidates' : 'voters'
+const header = [members, 'timing', 'runs', 'violations', 'runs/s', 'usable leader after heal p50 / p99 (ms)']
 const table = results.map(({ nodes, timing, summary: s }) => [
   nodes,
   timing,
@@ -61,7 +63,10 @@ const table = results.map(({ nodes, timing, summary: s }) => [
 ])
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)))
 const line = (cells) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`
-console.log(`${values.algo} soak, seeds ${values.seed}…, scenario random (every fault kind)`)
+const total = results.reduce((sum, r) => sum + r.summary.runs, 0)
+console.log(
+  `${values.algo} soak, ${total} runs, seeds ${values.seed}…, scenario random (every fault kind of ${values.algo})`,
+)
 console.log(line(header))
 console.log(line(widths.map((w) => '-'.repeat(w))))
 for (const r of table) console.log(line(r))
@@ -70,12 +75,12 @@ for (const { nodes, timing, summary: s } of results) {
   const expected = Object.entries(s.expectedUnderOutOfBoundClocks ?? {})
   if (expected.length > 0)
     console.log(
-      `${nodes} voters, ${timing}: expected under out-of-bound clocks: ${JSON.stringify(Object.fromEntries(expected))}`,
+      `${nodes} ${members}, ${timing}: expected under out-of-bound clocks: ${JSON.stringify(Object.fromEntries(expected))} (liveness bound ${s.livenessBoundMs} ms, max after heal ${s.timeToLeaderAfterHealMs.max} ms)`,
     )
   if (s.failedRuns > 0) {
     failed = true
     console.log(
-      `${nodes} voters, ${timing}: failed seeds ${s.failedSeeds.join(' ')}; replay: ballot sim --algo ${values.algo} --nodes ${nodes} --timing ${timing} --seed <seed> --trace`,
+      `${nodes} ${members}, ${timing}: failed seeds ${s.failedSeeds.join(' ')}; replay: ballot sim --algo ${values.algo} --nodes ${nodes} --timing ${timing} --seed <seed> --trace`,
     )
   }
 }

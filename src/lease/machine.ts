@@ -119,6 +119,12 @@ export class LeaseMachine {
   private leadingToken: bigint | undefined
   /** The leader this machine reports, once accepted. */
   private reported: LineEntry | undefined
+  /**
+   * The last leadership reported, kept while none is: when a line briefly shows no one to report (our
+   * own entry, just left, at the head of a line read before the leave), the same leadership is named
+   * again after, on its own token, rather than refused as not above itself.
+   */
+  private lastReported: LineEntry | undefined
   /** The highest token reported so far (-1: none). */
   private highestToken = -1n
   /** A token already refused, so the error is reported once. */
@@ -309,6 +315,7 @@ export class LeaseMachine {
     }
     if (this.leadingToken !== undefined) {
       this.reported = head
+      this.lastReported = head
       return
     }
     // Nobody leads; or we head the line but may not lead; or the head is our own entry of a lost session.
@@ -316,13 +323,16 @@ export class LeaseMachine {
       this.reported = undefined
       return
     }
-    if (this.reported?.key === head.key && this.reported.token === head.token) {
-      this.reported = head // same leadership; tags or address may have changed
+    if (this.lastReported?.key === head.key && this.lastReported.token === head.token) {
+      // The same leadership (reported now, or just before a gap); tags or address may have changed.
+      this.reported = head
+      this.lastReported = head
       return
     }
     if (head.token > this.highestToken) {
       this.highestToken = head.token
       this.reported = head
+      this.lastReported = head
     } else {
       this.refuse(head, 'report')
       this.reported = undefined

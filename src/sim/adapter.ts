@@ -14,11 +14,16 @@
  *   - `checkMessage`: protocol-specific checks on every message sent (raft: an observer never grants a
  *     vote). Return the invariant's name and what broke it, or undefined.
  *   - `isElectionMessage` (for "messages per election") and `describe` (one message in a trace line).
+ *   - `service` (optional): a participant that is not a member, such as the coordination store of the
+ *     lease driver. The nodes address it by its id; see `SimService`.
+ *   - `scenarios` (optional): the named scenarios that mean something for the protocol (default: those
+ *     of peer-to-peer protocols); `random` and `mix` draw from them.
  *
  * To add a protocol: write ./protocols/<name>.ts exporting a factory `(opts: AdapterOptions) => adapter`
  * and add it to the `ADAPTERS` table in ./protocols/index.ts; `ballot sim --algo <name>` then works.
  */
-import type { MachineView, ProtocolMachine, Random } from '../protocol/machine.js'
+import type { Input, MachineView, Outgoing, ProtocolMachine, Random } from '../protocol/machine.js'
+import type { ScenarioSet } from './scenario.js'
 
 export interface SimMember {
   id: string
@@ -78,6 +83,43 @@ export interface ProtocolAdapter<M, P> {
   forge?(what: string, target: MachineView): M | undefined
   isElectionMessage(msg: M): boolean
   describe(msg: M): string
+  /** A participant that is not a member (the lease's store); see SimService. */
+  readonly service?: SimService<M>
+  /** The named scenarios that mean something for this protocol. Default: DEFAULT_SCENARIOS. */
+  readonly scenarios?: ScenarioSet
+}
+
+/**
+ * A participant that is not a member: the coordination store the lease driver's candidates talk to.
+ * The simulator gives it a clock of its own (drifting like the nodes', within `timing.maxClockDrift`),
+ * links to every node with the same delays, losses, duplicates and cuts as any link, connections that
+ * open and close with the nodes' processes, and wake-ups at its deadlines. It never crashes, is never a
+ * fault's slot and is not judged by the checker; the `outage` and `service-slow` faults act on it, and
+ * partitions and one-way faults may include it (see Fault).
+ */
+export interface SimService<M> {
+  /** Its address: what the nodes' messages to it are sent `to`, and what their `from` says. */
+  readonly id: string
+  /** Builds it at boot; `random` draws from the run's single source. */
+  create(random: Random): ServiceMachine<M>
+}
+
+/** What a service takes: time passing, a message from a node, a node's connection opening or closing. */
+export type ServiceInput<M> = Extract<
+  Input<M>,
+  { kind: 'tick' | 'receive' | 'peerConnected' | 'peerUnreachable' }
+>
+
+/** A service is a pure machine too: stepped with its own clock's time, drained after each step. */
+export interface ServiceMachine<M> {
+  step(now: number, input: ServiceInput<M>): void
+  ready(): {
+    messages: Outgoing<M>[]
+    /** Absolute time (its clock) of the next tick it needs (Infinity: none). */
+    deadline: number
+    /** What happened inside it that no message shows (a session expired), for the trace. */
+    notes: string[]
+  }
 }
 
 /** What the CLI and tests can vary for any protocol. */

@@ -16,10 +16,18 @@ import type { SimRandom } from './rng.js'
 export type Fault =
   /** The node's process dies; it restarts from its persisted state after `restartAfter` (or never). */
   | { kind: 'crash'; at: number; node: number; restartAfter?: number }
-  /** Links between nodes in different groups are cut both ways (`groups[slot]`, missing = 0); a bridge sees all. */
-  | { kind: 'partition'; at: number; duration: number; groups: number[]; bridge?: number }
-  /** Messages from every `from` slot to every `to` slot are lost; the other direction works. */
-  | { kind: 'one-way'; at: number; duration: number; from: number[]; to: number[] }
+  /**
+   * Links between nodes in different groups are cut both ways (`groups[slot]`, missing = 0); a bridge
+   * sees all. A service (the lease's store) is in group `service`, or, when that is absent, reachable
+   * from every group.
+   */
+  | { kind: 'partition'; at: number; duration: number; groups: number[]; bridge?: number; service?: number }
+  /**
+   * Messages from every `from` slot to every `to` slot are lost; the other direction works. `service`
+   * adds the service to the `from` side (a node that hears nothing from it: its requests are applied,
+   * their replies lost) or to the `to` side (nothing the nodes send reaches it).
+   */
+  | { kind: 'one-way'; at: number; duration: number; from: number[]; to: number[]; service?: 'from' | 'to' }
   /** One node cut off from all; with `checkPreVote`, the leader's term must survive its return. */
   | { kind: 'isolate'; at: number; duration: number; node: number; checkPreVote?: boolean }
   /** A stop-the-world pause: the process runs nothing (its clock runs on), then resumes. */
@@ -43,6 +51,10 @@ export type Fault =
    * protocol's adapter makes it (`what` names the kind) from the target's view.
    */
   | { kind: 'forge'; at: number; node: number; from: number; what: string }
+  /** The service (the lease's store) is unreachable from every node for a while; its clock runs on. */
+  | { kind: 'outage'; at: number; duration: number }
+  /** The service is slow: every request to it and every timer of it runs `extraMs` late. */
+  | { kind: 'service-slow'; at: number; duration: number; extraMs: number }
 
 export interface Scenario {
   name: string
@@ -85,6 +97,20 @@ export interface ScenarioContext {
   voters: number
   observers: number
   timing: SimTiming
+  /**
+   * The protocol has a service (the lease's store): partitions put it on the side away from the leader,
+   * a one-way fault cuts it off in that direction. Draws nothing from the seed, so protocols without one
+   * see the very same scenarios.
+   */
+  service?: boolean
+  /** The scenarios `random` picks from and `mix` combines (default: DEFAULT_SCENARIOS). */
+  set?: ScenarioSet
+}
+
+/** Which named scenarios a protocol runs: those `random` picks from, and those `mix` combines. */
+export interface ScenarioSet {
+  names: readonly string[]
+  mix: readonly string[]
 }
 
 type Generator = (rng: SimRandom, ctx: ScenarioContext) => Scenario
@@ -166,6 +192,7 @@ const GENERATORS: Record<string, Generator> = {
         at: settle(ctx, rng),
         duration: span(rng, ctx, 2, 6),
         groups: split(ctx, minority(ctx)),
+        ...awayFromLeader(ctx),
       },
     ],
     drift: 'within',
@@ -178,6 +205,7 @@ const GENERATORS: Record<string, Generator> = {
         at: settle(ctx, rng),
         duration: span(rng, ctx, 2, 6),
         groups: split(ctx, majority(ctx)),
+        ...awayFromLeader(ctx),
       },
     ],
     drift: 'within',
@@ -194,6 +222,9 @@ const GENERATORS: Record<string, Generator> = {
           duration: span(rng, ctx, 2, 6),
           from: deaf ? others : [0],
           to: deaf ? [0] : others,
+          // The leader hears nothing from the store (its requests are applied, the replies lost), or
+          // nothing it sends reaches the store.
+          ...(ctx.service ? { service: deaf ? ('from' as const) : ('to' as const) } : {}),
         },
       ],
       drift: 'within',
@@ -257,6 +288,7 @@ const GENERATORS: Record<string, Generator> = {
         at: settle(ctx, rng),
         duration: span(rng, ctx, 2, 5),
         groups: split(ctx, minority(ctx)),
+        ...awayFromLeader(ctx),
       },
     ],
     drift: 'extreme',
@@ -382,8 +414,8 @@ const GENERATORS: Record<string, Generator> = {
     const count = rng.int(1, 4)
     const start = settle(ctx, rng)
     for (let i = 0; i < count; i++) {
-      const kind = rng.pick(MIX_KINDS)
-      const base = GENERATORS[kind]?.(rng, ctx)
+      const kind = rng.pick(ctx.set?.mix ?? MIX_KINDS)
+      const base = generator(kind)?.(rng, ctx)
       for (const f of base?.faults ?? []) {
         // Spread the faults over a window so they overlap in many ways.
         faults.push({
@@ -397,6 +429,51 @@ const GENERATORS: Record<string, Generator> = {
     for (const f of faults) if (f.kind === 'isolate') f.checkPreVote = false // other faults may move the leader
     return { name: 'mix', faults, drift: rng.chance(0.2) ? 'extreme' : 'within' }
   },
+}
+
+/** With a service, a partition puts it on the side away from the leader's (group 1). */
+function awayFromLeader(ctx: ScenarioContext): { service?: number } {
+  return ctx.service ? { service: 1 } : {}
+}
+
+/**
+ * Scenarios only a protocol with a service (the lease's store) runs. Kept apart from GENERATORS so that
+ * the default set, and every seed of raft and bully, stays what it was.
+ */
+const SERVICE_GENERATORS: Record<string, Generator> = {
+  outage: (rng, ctx) => {
+    // The store is unreachable from everyone, from shorter than a keep-alive period to several TTLs
+    // (every session then expires on the store's clock while nobody can reach it); sometimes the
+    // leader also crashes meanwhile, and comes back.
+    const at = settle(ctx, rng)
+    const duration = rng.chance(0.3) ? span(rng, ctx, 0.1, 0.9) : span(rng, ctx, 1, 4)
+    const faults: Fault[] = [{ kind: 'outage', at, duration }]
+    if (rng.chance(0.3))
+      faults.push({
+        kind: 'crash',
+        at: at + rng.between(0, duration),
+        node: 0,
+        restartAfter: span(rng, ctx, 0.2, 2),
+      })
+    return { name: 'outage', faults, drift: rng.chance(0.3) ? 'extreme' : 'within' }
+  },
+  'service-slow': (rng, ctx) => ({
+    // Every request takes long at the store: from a fraction of the request timeout to beyond it.
+    name: 'service-slow',
+    faults: [
+      {
+        kind: 'service-slow',
+        at: settle(ctx, rng),
+        duration: span(rng, ctx, 1, 5),
+        extraMs: rng.between(0.05, 1) * ctx.timing.electionTimeoutMinMs,
+      },
+    ],
+    drift: 'within',
+  }),
+}
+
+function generator(name: string): Generator | undefined {
+  return GENERATORS[name] ?? SERVICE_GENERATORS[name]
 }
 
 /** In a mix every crashed node restarts, so a majority is live once everything heals. */
@@ -424,19 +501,28 @@ const MIX_KINDS = [
   'false-unreachable',
 ]
 
-/** Every scenario a user can name; `random` draws one of the others per run. */
-export const SCENARIO_NAMES = [...Object.keys(GENERATORS), 'random'] as const
+/** The scenarios of peer-to-peer protocols (raft, bully): every generator above, and their mix. */
+export const DEFAULT_SCENARIOS: ScenarioSet = { names: Object.keys(GENERATORS), mix: MIX_KINDS }
 
-export function validateScenarioName(name: string): string {
-  if (!(SCENARIO_NAMES as readonly string[]).includes(name)) {
-    throw new InvalidOptionsError('--scenario', `must be one of ${SCENARIO_NAMES.join(', ')}, got ${name}`)
+/** Every scenario a user can name for raft and bully; `random` draws one of the others per run. */
+export const SCENARIO_NAMES = [...DEFAULT_SCENARIOS.names, 'random'] as const
+
+/** The names a user can give `--scenario` for a protocol with this set (its names and `random`). */
+export function scenarioNames(set: ScenarioSet = DEFAULT_SCENARIOS): string[] {
+  return [...set.names, 'random']
+}
+
+export function validateScenarioName(name: string, set: ScenarioSet = DEFAULT_SCENARIOS): string {
+  const names = scenarioNames(set)
+  if (!names.includes(name) || (name !== 'random' && generator(name) === undefined)) {
+    throw new InvalidOptionsError('--scenario', `must be one of ${names.join(', ')}, got ${name}`)
   }
   return name
 }
 
 export function drawScenario(name: string, rng: SimRandom, ctx: ScenarioContext): Scenario {
-  const pickName = name === 'random' ? rng.pick(Object.keys(GENERATORS)) : name
-  const gen = GENERATORS[pickName]
+  const pickName = name === 'random' ? rng.pick(ctx.set?.names ?? DEFAULT_SCENARIOS.names) : name
+  const gen = generator(pickName)
   if (!gen) throw new InvalidOptionsError('--scenario', `unknown scenario ${name}`)
   return gen(rng, ctx)
 }

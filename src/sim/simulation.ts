@@ -20,10 +20,15 @@
  *   - The lease check learns when isLeader() turns true at the instant it does (views say when a lease
  *     will start), and a crashed node's lease counts until it would have run out: nothing outside the
  *     process can know it is gone.
+ *   - A protocol may bring a service (the lease driver's coordination store): one more participant with
+ *     its own drifting clock, links and connections like any node's, never crashed, never judged. The
+ *     arrays of links are sized for the participants (the members, then the service); faults name
+ *     members by slot, and act on the service only where a fault says so (outage, service-slow, the
+ *     service's side of a partition or one-way fault, an isolated node's link to it).
  */
 import type { Input, ProtocolMachine } from '../protocol/machine.js'
 import { BROADCAST } from '../protocol/machine.js'
-import type { ProtocolAdapter, SimMember } from './adapter.js'
+import type { ProtocolAdapter, ServiceInput, ServiceMachine, SimMember } from './adapter.js'
 import { NodeClock } from './clock.js'
 import { EventQueue, type Queued } from './event-queue.js'
 import { InvariantChecker, type Violation } from './invariants.js'
@@ -63,6 +68,8 @@ interface SimNode<M, P> {
   idx: number
   member: SimMember
   machine: ProtocolMachine<M, P> | undefined
+  /** The service's machine, on the service's participant only. */
+  service: ServiceMachine<M> | undefined
   alive: boolean
   incarnation: number
   persisted: P | undefined
@@ -125,8 +132,14 @@ class Simulation<M, P> {
   private readonly nodes: SimNode<M, P>[] = []
   private readonly members: SimMember[] = []
   private readonly idxOf = new Map<string, number>()
+  /** Members (voters and observers): the nodes the checker judges and faults name by slot. */
   private readonly n: number
-  /** Per ordered link (from × n + to): how many active faults cut it. */
+  /** Participants: the members, then the service if the protocol has one (index `svc`). */
+  private readonly p: number
+  private readonly svc: number
+  /** Every participant's id, by index. */
+  private readonly ids: string[] = []
+  /** Per ordered link (from × p + to): how many active faults cut it. */
   private readonly cut: Int32Array
   /** Per pair (both orders kept equal): whether a connection is open, and its generation. */
   private readonly connected: Uint8Array
@@ -161,10 +174,21 @@ class Simulation<M, P> {
     for (let i = 0; i < observers; i++) this.members.push({ id: `o${i + 1}`, kind: 'observer' })
     this.n = this.members.length
     const n = this.n
+    this.svc = adapter.service ? n : -1
+    this.p = adapter.service ? n + 1 : n
+    const p = this.p
+    for (const m of this.members) this.ids.push(m.id)
+    if (adapter.service) this.ids.push(adapter.service.id)
     this.scenario =
       typeof opts.scenario === 'object'
         ? opts.scenario
-        : drawScenario(opts.scenario ?? 'random', this.rng, { voters: opts.voters, observers, timing })
+        : drawScenario(opts.scenario ?? 'random', this.rng, {
+            voters: opts.voters,
+            observers,
+            timing,
+            ...(adapter.service ? { service: true } : {}),
+            ...(adapter.scenarios ? { set: adapter.scenarios } : {}),
+          })
     this.healAt = healTime(this.scenario)
     this.tail = this.scenario.stability ? 15 * timing.electionTimeoutMaxMs : 2 * timing.electionTimeoutMaxMs
     this.trace = new TraceRing(opts.traceSize ?? 200, opts.traceSink)
@@ -178,18 +202,19 @@ class Simulation<M, P> {
       healAt: this.healAt,
       trace: this.trace,
     })
-    this.cut = new Int32Array(n * n)
-    this.connected = new Uint8Array(n * n)
-    this.connGen = new Int32Array(n * n)
-    this.linkBase = new Float64Array(n * n)
-    this.linkJitter = new Float64Array(n * n)
-    for (let i = 0; i < n * n; i++) {
+    this.cut = new Int32Array(p * p)
+    this.connected = new Uint8Array(p * p)
+    this.connGen = new Int32Array(p * p)
+    this.linkBase = new Float64Array(p * p)
+    this.linkJitter = new Float64Array(p * p)
+    for (let i = 0; i < p * p; i++) {
       this.linkBase[i] = this.rng.between(0.1, 1)
       this.linkJitter[i] = this.rng.between(0.05, 0.5)
     }
     const d = timing.maxClockDrift
-    for (let i = 0; i < n; i++) {
-      const member = this.members[i] as SimMember
+    for (let i = 0; i < p; i++) {
+      // The service, last, is no member: a record of its own for the trace, never given to the checker.
+      const member: SimMember = this.members[i] ?? { id: this.ids[i] as string, kind: 'observer' }
       this.idxOf.set(member.id, i)
       let rate = 1
       if (this.scenario.drift === 'within') rate = 1 + this.rng.between(-d, d)
@@ -199,6 +224,7 @@ class Simulation<M, P> {
         idx: i,
         member,
         machine: undefined,
+        service: undefined,
         alive: false,
         incarnation: 0,
         persisted: undefined,
@@ -216,7 +242,9 @@ class Simulation<M, P> {
 
   run(): RunResult {
     const bound = this.adapter.livenessBoundMs
-    for (const node of this.nodes) this.push(this.rng.between(0, 1), BOOT, node.idx, -1, 0, undefined)
+    // The service is up before any node boots, so their first requests find it.
+    if (this.svc >= 0) this.push(0, BOOT, this.svc, -1, 0, undefined)
+    for (let i = 0; i < this.n; i++) this.push(this.rng.between(0, 1), BOOT, i, -1, 0, undefined)
     for (let i = 0; i < this.scenario.faults.length; i++) {
       this.push((this.scenario.faults[i] as Fault).at, FAULT_START, 0, i, 0, undefined)
     }
@@ -324,7 +352,7 @@ class Simulation<M, P> {
     const node = this.nodes[ev.node] as SimNode<M, P>
     const now = this.now
     if (ev.kind === DELIVER) {
-      const link = ev.from * this.n + ev.node
+      const link = ev.from * this.p + ev.node
       if (!node.alive || this.connected[link] === 0 || this.connGen[link] !== ev.gen) {
         this.note(node, 'drop', () => `${this.describe(ev)}: connection closed`)
         return
@@ -351,21 +379,21 @@ class Simulation<M, P> {
         else this.step(node, { kind: 'tick' })
         return
       case DELIVER: {
-        const from = (this.members[ev.from] as SimMember).id
+        const from = this.ids[ev.from] as string
         this.note(node, 'recv', () => this.describe(ev))
         this.step(node, { kind: 'receive', from, msg: ev.msg as M })
         return
       }
       case CONNECT: {
-        const link = ev.node * this.n + ev.from
+        const link = ev.node * this.p + ev.from
         if (this.connected[link] === 0) return
-        const peer = (this.members[ev.from] as SimMember).id
+        const peer = this.ids[ev.from] as string
         this.note(node, 'connected', peer)
         this.step(node, { kind: 'peerConnected', peer })
         return
       }
       case UNREACHABLE: {
-        const peer = (this.members[ev.from] as SimMember).id
+        const peer = this.ids[ev.from] as string
         this.note(node, 'unreachable', peer)
         this.step(node, { kind: 'peerUnreachable', peer })
         return
@@ -374,7 +402,7 @@ class Simulation<M, P> {
   }
 
   private describe(ev: SimEvent<M>): string {
-    return `${(this.members[ev.from] as SimMember).id} → ${this.adapter.describe(ev.msg as M)}`
+    return `${this.ids[ev.from]} → ${this.adapter.describe(ev.msg as M)}`
   }
 
   private note(node: SimNode<M, P> | undefined, what: string, detail: string | (() => string)): void {
@@ -390,6 +418,10 @@ class Simulation<M, P> {
   // ------------------------------------------------------------------ driving machines
 
   private step(node: SimNode<M, P>, input: Input<M>): void {
+    if (node.service) {
+      this.stepService(node, node.service, input as ServiceInput<M>)
+      return
+    }
     const machine = node.machine
     if (!machine) return
     const local = node.clock.local(this.now)
@@ -403,7 +435,7 @@ class Simulation<M, P> {
     if (ready.persist !== undefined) node.persisted = ready.persist
     for (const out of ready.messages) {
       if (out.to === BROADCAST) {
-        for (let j = 0; j < this.n; j++) if (j !== node.idx) this.send(node.idx, j, out.msg)
+        for (let j = 0; j < this.p; j++) if (j !== node.idx) this.send(node.idx, j, out.msg)
       } else {
         const j = this.idxOf.get(out.to)
         if (j !== undefined) this.send(node.idx, j, out.msg)
@@ -422,6 +454,19 @@ class Simulation<M, P> {
     if (this.checker.mayLead(node.idx, this.now)) this.observeLease(node)
   }
 
+  /** The service's step: its messages go out, its notes go to the trace; nothing of it is judged. */
+  private stepService(node: SimNode<M, P>, service: ServiceMachine<M>, input: ServiceInput<M>): void {
+    service.step(node.clock.local(this.now), input)
+    const ready = service.ready()
+    for (const line of ready.notes) this.note(node, 'store', line)
+    for (const out of ready.messages) {
+      const j = this.idxOf.get(out.to)
+      if (j !== undefined && j !== node.idx) this.send(node.idx, j, out.msg)
+    }
+    node.deadlineLocal = ready.deadline
+    this.schedule(node)
+  }
+
   /**
    * The write of a Ready failed: nothing of it leaves the node, and the machine is rebuilt from what
    * the disk last held, then told about the connections that are still up (what the runtime does).
@@ -435,10 +480,10 @@ class Simulation<M, P> {
       persisted: node.persisted,
     })
     this.step(node, { kind: 'tick' })
-    for (let j = 0; j < this.n; j++) {
-      if (j === node.idx || this.connected[node.idx * this.n + j] === 0) continue
+    for (let j = 0; j < this.p; j++) {
+      if (j === node.idx || this.connected[node.idx * this.p + j] === 0) continue
       if (node.machine === undefined) return
-      this.step(node, { kind: 'peerConnected', peer: (this.members[j] as SimMember).id })
+      this.step(node, { kind: 'peerConnected', peer: this.ids[j] as string })
     }
   }
 
@@ -486,16 +531,18 @@ class Simulation<M, P> {
   private send(i: number, j: number, msg: M): void {
     this.messages++
     if (this.adapter.isElectionMessage(msg)) this.electionMessages++
-    const check = this.adapter.checkMessage?.(this.members[i] as SimMember, this.members[j] as SimMember, msg)
-    if (check !== undefined) this.checker.fail(check.invariant, this.now, check.message)
-    const link = i * this.n + j
+    if (i < this.n && j < this.n) {
+      const check = this.adapter.checkMessage?.(
+        this.members[i] as SimMember,
+        this.members[j] as SimMember,
+        msg,
+      )
+      if (check !== undefined) this.checker.fail(check.invariant, this.now, check.message)
+    }
+    const link = i * this.p + j
     if (this.connected[link] === 0 || this.cut[link] !== 0) return
     if (this.rng.chance(this.loss)) {
-      this.note(
-        this.nodes[i],
-        'lost',
-        () => `→ ${(this.members[j] as SimMember).id} ${this.adapter.describe(msg)}`,
-      )
+      this.note(this.nodes[i], 'lost', () => `→ ${this.ids[j]} ${this.adapter.describe(msg)}`)
       return
     }
     const gen = this.connGen[link] as number
@@ -525,12 +572,14 @@ class Simulation<M, P> {
     node.deadlineLocal = Number.POSITIVE_INFINITY
     node.wantWake = Number.POSITIVE_INFINITY
     node.pendingWake = Number.POSITIVE_INFINITY
-    node.machine = this.adapter.create({
-      id: node.member.id,
-      members: this.members,
-      random: this.random,
-      persisted: node.persisted,
-    })
+    if (idx === this.svc && this.adapter.service) node.service = this.adapter.service.create(this.random)
+    else
+      node.machine = this.adapter.create({
+        id: node.member.id,
+        members: this.members,
+        random: this.random,
+        persisted: node.persisted,
+      })
     this.note(node, restart ? 'restart' : 'boot', restart ? `from ${JSON.stringify(node.persisted)}` : '')
     if (restart) this.checker.restarted(idx, this.now)
     this.step(node, { kind: 'tick' })
@@ -547,24 +596,24 @@ class Simulation<M, P> {
     node.leading = false
     this.note(node, 'crash', '')
     this.checker.crashed(idx, this.now)
-    for (let j = 0; j < this.n; j++) {
-      if (j === idx || this.connected[idx * this.n + j] === 0) continue
+    for (let j = 0; j < this.p; j++) {
+      if (j === idx || this.connected[idx * this.p + j] === 0) continue
       this.disconnect(idx, j)
       const peer = this.nodes[j] as SimNode<M, P>
       // The OS resets the dead process's connections; the peer hears of it if the network lets it through.
-      if (peer.alive && this.cut[idx * this.n + j] === 0)
+      if (peer.alive && this.cut[idx * this.p + j] === 0)
         this.push(this.now + this.rng.between(0.5, 3), UNREACHABLE, j, idx, peer.incarnation, undefined)
     }
   }
 
   private disconnect(i: number, j: number): void {
-    this.connected[i * this.n + j] = 0
-    this.connected[j * this.n + i] = 0
+    this.connected[i * this.p + j] = 0
+    this.connected[j * this.p + i] = 0
   }
 
   /** Opens every connection that is closed though both ends are alive and the links work both ways. */
   private connectAll(): void {
-    const n = this.n
+    const n = this.p
     for (let i = 0; i < n; i++) {
       const a = this.nodes[i] as SimNode<M, P>
       if (!a.alive) continue
@@ -603,13 +652,15 @@ class Simulation<M, P> {
     const f = this.scenario.faults[index] as Fault
     const slots = this.slots()
     const at = (slot: number) => slots[Math.abs(Math.trunc(slot)) % this.n] as number
-    const id = (idx: number) => (this.members[idx] as SimMember).id
+    const id = (idx: number) => this.ids[idx] as string
     const n = this.n
+    const p = this.p
+    const svc = this.svc
     const links: number[] = []
     const cutLink = (a: number, b: number) => {
       if (a === b) return
-      this.cut[a * n + b] = (this.cut[a * n + b] as number) + 1
-      links.push(a * n + b)
+      this.cut[a * p + b] = (this.cut[a * p + b] as number) + 1
+      links.push(a * p + b)
     }
     const end = (duration: number, nodes: number[]) => {
       this.undo.set(index, { links, nodes })
@@ -654,6 +705,13 @@ class Simulation<M, P> {
         const bridge = f.bridge === undefined ? -1 : at(f.bridge)
         for (let a = 0; a < n; a++)
           for (let b = 0; b < n; b++) if (a !== bridge && b !== bridge && side[a] !== side[b]) cutLink(a, b)
+        const withService = svc >= 0 && f.service !== undefined
+        if (withService)
+          for (let a = 0; a < n; a++)
+            if (a !== bridge && side[a] !== f.service) {
+              cutLink(a, svc)
+              cutLink(svc, a)
+            }
         const groups = new Map<number, string[]>()
         for (let a = 0; a < n; a++) {
           if (a === bridge) continue
@@ -661,6 +719,8 @@ class Simulation<M, P> {
           g.push(id(a))
           groups.set(side[a] as number, g)
         }
+        if (withService)
+          groups.set(f.service as number, [...(groups.get(f.service as number) ?? []), id(svc)])
         const shape = [...groups.values()].map((g) => `{${g.join(',')}}`).join(' | ')
         this.note(
           undefined,
@@ -673,6 +733,8 @@ class Simulation<M, P> {
       case 'one-way': {
         const from = [...new Set(f.from.map(at))]
         const to = [...new Set(f.to.map(at))]
+        if (svc >= 0 && f.service === 'from') from.push(svc)
+        if (svc >= 0 && f.service === 'to') to.push(svc)
         for (const a of from) for (const b of to) cutLink(a, b)
         this.note(
           undefined,
@@ -689,7 +751,7 @@ class Simulation<M, P> {
           const leader = this.checker.agreedLeader()
           if (leader !== undefined && leader !== node) this.checker.guardPreVote(this.now)
         }
-        for (let b = 0; b < n; b++) {
+        for (let b = 0; b < p; b++) {
           cutLink(node, b)
           cutLink(b, node)
         }
@@ -728,7 +790,7 @@ class Simulation<M, P> {
       case 'false-unreachable': {
         const node = this.nodes[at(f.node)] as SimNode<M, P>
         const peer = at(f.peer)
-        if (peer === node.idx || !node.alive || this.connected[node.idx * n + peer] === 0) return
+        if (peer === node.idx || !node.alive || this.connected[node.idx * p + peer] === 0) return
         this.disconnect(node.idx, peer)
         this.note(
           node,
@@ -766,6 +828,24 @@ class Simulation<M, P> {
         this.step(node, { kind: 'receive', from: id(from), msg })
         return
       }
+      case 'outage': {
+        if (svc < 0) return
+        for (let a = 0; a < n; a++) {
+          cutLink(a, svc)
+          cutLink(svc, a)
+        }
+        this.note(undefined, 'fault', `${id(svc)} unreachable for ${f.duration.toFixed(1)} ms`)
+        end(f.duration, [])
+        return
+      }
+      case 'service-slow': {
+        if (svc < 0) return
+        const node = this.nodes[svc] as SimNode<M, P>
+        node.slowMs += f.extraMs
+        this.note(node, 'fault', `slow by ${f.extraMs.toFixed(1)} ms for ${f.duration.toFixed(1)} ms`)
+        end(f.duration, [svc])
+        return
+      }
       case 'lossy': {
         this.lossy.push({ loss: f.loss, duplicate: f.duplicate, reorder: f.reorder })
         this.applyLossy()
@@ -787,7 +867,7 @@ class Simulation<M, P> {
     if (!undo) return
     this.undo.delete(index)
     for (const link of undo.links) this.cut[link] = (this.cut[link] as number) - 1
-    if (f.kind === 'slow')
+    if (f.kind === 'slow' || f.kind === 'service-slow')
       for (const idx of undo.nodes) (this.nodes[idx] as SimNode<M, P>).slowMs -= f.extraMs
     if (f.kind === 'disk-fail') for (const idx of undo.nodes) (this.nodes[idx] as SimNode<M, P>).diskFaults--
     if (f.kind === 'lossy') {

@@ -8,6 +8,7 @@ import { randomInt } from 'node:crypto'
 import type { Command } from 'commander'
 import { InvalidOptionsError } from '../../errors.js'
 import { ADAPTERS } from '../../sim/protocols/index.js'
+import { LEASE_SCENARIOS } from '../../sim/protocols/lease.js'
 import { formatSummary, runBatch } from '../../sim/runner.js'
 import { SCENARIO_NAMES, validateScenarioName } from '../../sim/scenario.js'
 import { runSimulation } from '../../sim/simulation.js'
@@ -47,8 +48,12 @@ export function registerSim(program: Command): void {
     .option('--observers <n>', 'observers (follow, never vote or lead)', '0')
     .option('--runs <n>', 'number of runs; run i uses seed S + i', '1000')
     .option('--seed <S>', 'seed of the first run (default: random, printed)')
-    .option('--scenario <name>', `one of ${SCENARIO_NAMES.join(', ')}`, 'random')
-    .option('--timing <profile>', 'timing profile: default or fast', 'default')
+    .option(
+      '--scenario <name>',
+      `one of ${SCENARIO_NAMES.join(', ')}; for lease also ${LEASE_SCENARIOS.names.filter((n) => !(SCENARIO_NAMES as readonly string[]).includes(n)).join(', ')} (not the peer-to-peer-only ones)`,
+      'random',
+    )
+    .option('--timing <profile>', 'timing profile: default or fast (lease: a TTL of 5 s or 1 s)', 'default')
     .option('--trace', 'replay one run (the --seed) and print every event')
     .option('--json', 'print the summary as one JSON object')
     .option('--unsafe-skip-vote-checks', 'test only: a broken raft that the checker must catch')
@@ -65,8 +70,8 @@ export function registerSim(program: Command): void {
       const runs = integer('--runs', flags.runs, 1, 100_000_000)
       const seed =
         flags.seed === undefined ? randomInt(0, 2 ** 31) : integer('--seed', flags.seed, 0, 2 ** 32 - 1)
-      const scenario = validateScenarioName(flags.scenario)
       const adapter = factory({ timing: flags.timing, unsafe: flags.unsafeSkipVoteChecks ?? false })
+      const scenario = validateScenarioName(flags.scenario, adapter.scenarios)
       const replay = [
         `ballot sim --algo ${flags.algo} --nodes ${voters} --observers ${observers}`,
         `--scenario ${scenario} --timing ${flags.timing}`,
