@@ -196,6 +196,33 @@ describe('errors', () => {
   })
 })
 
+test('a member whose host name does not resolve is reported once, as a TransportError naming it', async () => {
+  const [port] = await freePorts(1)
+  const e = new RaftElection({
+    id: 'a',
+    members: [
+      { id: 'a', address: `127.0.0.1:${port}` },
+      { id: 'typo', address: 'no-such-host.invalid:7101' },
+    ],
+    timing: 'fast',
+  })
+  const errors: Error[] = []
+  const reported = new Promise<void>((resolve) =>
+    e.on('error', (err) => {
+      errors.push(err)
+      resolve()
+    }),
+  )
+  await e.start()
+  await reported
+  await e.stop()
+  const err = errors[0] as TransportError
+  assert.ok(err instanceof TransportError)
+  assert.equal(err.address, 'no-such-host.invalid:7101')
+  assert.match(err.message, /member typo .*does not resolve/)
+  assert.equal(errors.length, 1, 'said once, though dialled again and again')
+})
+
 describe('events and API on a running cluster', () => {
   test('one change per real change: `leading` tells the role from the lease; `previous` survives a hand-over', async () => {
     await using cluster = await localRaftCluster({ size: 3 })

@@ -6,7 +6,7 @@
 
 import { Codec } from '../codec/envelope.js'
 import type { ClusterState, MemberState } from '../election.js'
-import { InvalidOptionsError, PeerRefusedError } from '../errors.js'
+import { InvalidOptionsError, PeerRefusedError, TransportError } from '../errors.js'
 import type { MachineView, Random } from '../protocol/machine.js'
 import { RaftMachine } from '../protocol/raft/machine.js'
 import {
@@ -233,6 +233,13 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
       peers: new Map(opts.members.filter((m) => m.id !== opts.id).map((m) => [m.id, m.address])),
       codec,
       connectTimeoutMs: opts.connectTimeoutMs ?? connectTimeoutFor(this.resolvedTiming.heartbeatIntervalMs),
+      onDialError: (peer, address, err) =>
+        this.reportError(
+          new TransportError(
+            `cannot dial member ${peer} at ${address}: ${err.code === 'ENOTFOUND' ? 'the host name does not resolve' : err.message} (${err.code}); retrying`,
+            { cause: err, address },
+          ),
+        ),
       onDrop: (reason, from) => {
         if (reason === 'unknown-peer') {
           this.reportError(
