@@ -33,7 +33,6 @@ export {
   type StoreUrl,
 } from './lease/store-url.js'
 export { EtcdBackend, type EtcdBackendOptions } from './lease/stores/etcd.js'
-export type { BullyHardState } from './protocol/bully/messages.js'
 export {
   BULLY_TIMING_PROFILES,
   type BullyTiming,
@@ -42,7 +41,6 @@ export {
   FAST_BULLY_TIMING,
 } from './protocol/bully/options.js'
 export type { Random } from './protocol/machine.js'
-export type { RaftHardState } from './protocol/raft/messages.js'
 export type { RaftMember, RaftTiming } from './protocol/raft/options.js'
 export {
   BullyElection,
@@ -52,7 +50,7 @@ export {
   type BullyTimingOptions,
 } from './runtime/bully-election.js'
 export { type Clock, realClock } from './runtime/clock.js'
-export type { HardStateStore } from './runtime/hard-state-store.js'
+export type { BullyHardState, HardStateStore, RaftHardState } from './runtime/hard-state-store.js'
 export {
   DEFAULT_RAFT_TIMING,
   FAST_RAFT_TIMING,
@@ -63,6 +61,7 @@ export {
   type RaftTimingOptions,
   type RaftTimingProfile,
 } from './runtime/raft-election.js'
+export type { TimingOverrides } from './runtime/timing.js'
 export {
   type LocalBullyClusterOptions,
   type LocalCluster,

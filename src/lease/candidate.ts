@@ -246,6 +246,7 @@ export class LeaseElection extends ElectionBase {
     return this.resignAndWait(options, this.resolved.ttlMs, () => this.input({ kind: 'resign' }))
   }
 
+  /** True only while this candidate heads the line, its session is valid and the store not in doubt. */
   isLeader(): boolean {
     return this.started && !this.stopped && this.machine.view(this.clock.now()).isLeader
   }
@@ -262,6 +263,7 @@ export class LeaseElection extends ElectionBase {
     return this.machine.view(this.clock.now())
   }
 
+  /** The line of candidates, head first, as last read. */
   clusterState(): ClusterState {
     const v = this.view()
     const members: MemberState[] = v.line.map((e, i) => ({

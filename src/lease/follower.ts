@@ -107,6 +107,7 @@ export class LeaseFollower extends ElectionBase {
     this.emitView()
   }
 
+  /** Stops watching and closes the store connection. */
   async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
@@ -119,6 +120,7 @@ export class LeaseFollower extends ElectionBase {
     throw new NotLeaderError('a follower never leads')
   }
 
+  /** Always false: a follower never leads. */
   isLeader(): boolean {
     return false
   }
@@ -128,6 +130,7 @@ export class LeaseFollower extends ElectionBase {
     return this.suspended
   }
 
+  /** The line of candidates in the store, head first. */
   clusterState(): ClusterState {
     const leader = this.leader()
     const members: MemberState[] = this.line.map((e, i) => ({

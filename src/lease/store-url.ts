@@ -6,16 +6,22 @@ import { InvalidOptionsError } from '../errors.js'
 import type { LeaseBackend } from './backend.js'
 import { EtcdBackend } from './stores/etcd.js'
 
+/** A parsed `--store` URL. */
 export interface StoreUrl {
+  /** Which store. */
   scheme: 'etcd'
+  /** Its endpoints, host:port. */
   hosts: string[]
+  /** The user name from the URL, if any. */
   username?: string
+  /** The password from the URL, if any (never printed). */
   password?: string
 }
 
 const SCHEMES = ['etcd'] as const
 const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[^:\s/@,[\]]+):(\d{1,5})$/
 
+/** Parses a store URL; throws InvalidOptionsError naming `field` (the password never in the message). */
 export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
   const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/.exec(url.trim())
   if (!m)
@@ -52,10 +58,14 @@ export function redactStoreUrl(url: string): string {
   return url.replace(/([^:/@\s]*):[^@/\s]*@/, '$1:***@')
 }
 
+/** What `createBackend()` needs besides the URL. */
 export interface BackendFactoryOptions {
+  /** The election's name in the store. */
   election: string
-  username?: string
-  password?: string
+  /** User name, winning over the URL's. */
+  username?: string | undefined
+  /** Password, winning over the URL's. */
+  password?: string | undefined
 }
 
 /** The backend for a parsed store URL (credentials given apart win over those in the URL). */

@@ -37,7 +37,7 @@ import { checkOptions, describeValue, type KnownKeys } from './check-options.js'
 import { type Clock, realClock } from './clock.js'
 import { openDataDir } from './data-dir.js'
 import { DrivenElection } from './driven-election.js'
-import type { HardStateStore } from './hard-state-store.js'
+import type { BullyHardState as BullyDurableState, HardStateStore } from './hard-state-store.js'
 import { nextIncarnation } from './incarnation.js'
 import { StateFile } from './state-file.js'
 import { connectTimeoutFor, resolveTimingOption, type TimingOverrides } from './timing.js'
@@ -108,7 +108,7 @@ export interface BullyElectionOptions {
    * Where to keep the highest epoch instead of a file in `dataDir` (another durable medium; tests pass
    * one that fails on demand). Its `save` must not return before the state is durable.
    */
-  stateStore?: HardStateStore<BullyHardState> | undefined
+  stateStore?: HardStateStore<BullyDurableState> | undefined
   /** Max time a state callback runs before its signal aborts (ms). Default 10 000. */
   callbackTimeoutMs?: number | undefined
   /** Largest message accepted (bytes). Default 64 KiB. */

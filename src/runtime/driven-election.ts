@@ -109,6 +109,7 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
     )
   }
 
+  /** True only while the machine says this node may act as leader (raft: its lease holds). */
   isLeader(): boolean {
     return !this.stopped && this.driver.running && this.driver.view().isLeader
   }

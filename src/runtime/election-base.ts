@@ -90,36 +90,49 @@ export abstract class ElectionBase implements Election {
     this.emitter.on('error', () => {})
   }
 
+  /** This node's id. */
   abstract readonly id: string
+  /** Where this node listens, or is published ('' when nowhere yet). */
   abstract readonly address: string
+  /** Joins the group (see Election.start). */
   abstract start(): Promise<void>
+  /** Leaves the group; a leader hands over first unless `handover: false` (see Election.stop). */
   abstract stop(opts?: StopOptions): Promise<void>
+  /** Gives leadership up and waits for the next leadership (see Election.resign). */
   abstract resign(options?: ResignOptions): Promise<LeaderInfo | undefined>
+  /** True only while leadership is provably held (see Election.isLeader). */
   abstract isLeader(): boolean
+  /** Every member as this node sees it (see Election.clusterState). */
   abstract clusterState(): ClusterState
 
+  /** How long this node's leadership has left unless renewed (ms); undefined without a lease. */
   leaseRemainingMs(): number | undefined {
     return undefined
   }
 
+  /** Who leads, as far as this node knows. */
   leader(): LeaderInfo | undefined {
     return this.currentLeader
   }
 
+  /** This node's role now. */
   state(): Role {
     return this.role
   }
 
+  /** Adds a handler for an event (see ElectionEvents). */
   on<E extends keyof ElectionEvents>(event: E, handler: ElectionEvents[E]): this {
     this.emitter.on(event, handler as (...args: unknown[]) => void)
     return this
   }
 
+  /** Removes a handler added with on(). */
   off<E extends keyof ElectionEvents>(event: E, handler: ElectionEvents[E]): this {
     this.emitter.off(event, handler as (...args: unknown[]) => void)
     return this
   }
 
+  /** Every change of role, leading or leader, from when iteration begins (see Election.changes). */
   changes(options?: AbortSignal | ChangesOptions): AsyncIterable<LeadershipChange> {
     if (options !== undefined && !(options instanceof AbortSignal))
       checkOptions(options, { signal: true, maxQueued: true }, 'changes() options')
@@ -129,6 +142,7 @@ export abstract class ElectionBase implements Election {
     }, options)
   }
 
+  /** Runs `work` each time this node becomes leader, aborted when that ends (see Election.whileLeader). */
   whileLeader(work: (signal: AbortSignal, lead: LeaderInfo) => Promise<void>): Disposable {
     if (typeof work !== 'function') throw new InvalidOptionsError('whileLeader', 'expects a function')
     const entry: { work: typeof work; ctl?: AbortController } = { work }
@@ -141,6 +155,7 @@ export abstract class ElectionBase implements Election {
     return { dispose, [Symbol.dispose]: dispose }
   }
 
+  /** Resolves with the leader once one is known (see Election.waitForLeader). */
   waitForLeader(options: WaitForLeaderOptions = {}): Promise<LeaderInfo> {
     checkOptions(options, { signal: true, self: true }, 'waitForLeader() options')
     const usable = (): LeaderInfo | undefined => {

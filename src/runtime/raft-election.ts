@@ -29,7 +29,7 @@ import { checkOneOf, checkOptions, describeValue, type KnownKeys } from './check
 import { type Clock, realClock } from './clock.js'
 import { openDataDir } from './data-dir.js'
 import { DrivenElection } from './driven-election.js'
-import type { HardStateStore } from './hard-state-store.js'
+import type { HardStateStore, RaftHardState as RaftDurableState } from './hard-state-store.js'
 import { nextIncarnation } from './incarnation.js'
 import { StateFile } from './state-file.js'
 import { connectTimeoutFor, resolveTimingOption, type TimingOverrides } from './timing.js'
@@ -47,7 +47,7 @@ export interface RaftPeer {
 }
 
 /** A raft timing profile: 'default' (a LAN) or 'fast' (loopback, one rack). */
-export type RaftTimingProfile = TimingProfile
+export type RaftTimingProfile = 'default' | 'fast'
 
 /** Raft timings for a LAN, the default profile: a silent leader is replaced within 0.5–1 s. */
 export const DEFAULT_RAFT_TIMING: Readonly<RaftTiming> = DEFAULT_TIMING
@@ -56,7 +56,8 @@ export const DEFAULT_RAFT_TIMING: Readonly<RaftTiming> = DEFAULT_TIMING
 export const FAST_RAFT_TIMING: Readonly<RaftTiming> = FAST_TIMING
 
 /** The raft timing profiles by name, as `timing: 'fast'` picks them. */
-export const RAFT_TIMING_PROFILES: Readonly<Record<RaftTimingProfile, Readonly<RaftTiming>>> = TIMING_PROFILES
+export const RAFT_TIMING_PROFILES: Readonly<Record<RaftTimingProfile, Readonly<RaftTiming>>> =
+  TIMING_PROFILES satisfies Record<TimingProfile, Readonly<RaftTiming>>
 
 /** Explicit raft timings: any field left out (or undefined) is taken from the default profile. */
 export type RaftTimingOptions = TimingOverrides<RaftTiming>
@@ -89,7 +90,7 @@ export interface RaftElectionOptions {
    * Where to keep the durable term and vote instead of a file in `dataDir` (another durable medium;
    * tests pass one that fails on demand). Its `save` must not return before the state is durable.
    */
-  stateStore?: HardStateStore<RaftHardState> | undefined
+  stateStore?: HardStateStore<RaftDurableState> | undefined
   /** This node's tags, announced to every member. */
   tags?: Readonly<Record<string, string>> | undefined
   /** Pre-vote (default true). */
