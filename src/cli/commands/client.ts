@@ -10,7 +10,7 @@ import type { LeaderInfo } from '../../election.js'
 import { InvalidOptionsError } from '../../errors.js'
 import { LeaseFollower } from '../../lease/follower.js'
 import { createBackend, parseStoreUrl } from '../../lease/store-url.js'
-import { fetchFailure, get, UnreachableError } from '../unreachable.js'
+import { fetchFailure, get, open, UnreachableError } from '../unreachable.js'
 
 function baseUrl(http: string): string {
   if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(http))
@@ -225,10 +225,10 @@ interface ServerEvent {
 }
 
 /** Reads a text/event-stream body, calling `onEvent` for each event, until the stream ends. */
-async function readEvents(body: ReadableStream<Uint8Array>, onEvent: (event: ServerEvent) => void) {
+async function readEvents(body: AsyncIterable<Uint8Array>, onEvent: (event: ServerEvent) => void) {
   const decoder = new TextDecoder()
   let buffer = ''
-  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+  for await (const chunk of body) {
     buffer += decoder.decode(chunk, { stream: true }).replace(/\r\n?/g, '\n')
     for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
       const block = buffer.slice(0, end)
@@ -269,15 +269,14 @@ async function watchHttp(flags: { http: string; json?: boolean; timeout?: string
   for (;;) {
     let why: string
     try {
-      // A timeout on the connection only: the stream itself may stay quiet for as long as nothing changes.
-      const connecting = new AbortController()
-      const timer = setTimeout(() => connecting.abort(new DOMException('timed out', 'TimeoutError')), 5000)
-      const res = await fetch(url, { headers: { Accept: 'text/event-stream' }, signal: connecting.signal })
-        .catch((err: unknown) => {
-          throw new UnreachableError(fetchFailure(err, 5000))
-        })
-        .finally(() => clearTimeout(timer))
-      if (!res.ok || !res.body) throw new UnreachableError(`answered ${res.status}`)
+      // A timeout on the answer's head only: the stream itself may stay quiet while nothing changes.
+      const res = await open(url, 5000, { Accept: 'text/event-stream' }).catch((err: unknown) => {
+        throw new UnreachableError(fetchFailure(err, 5000))
+      })
+      if (!res.ok) {
+        res.body.resume()
+        throw new UnreachableError(`answered ${res.status}`)
+      }
       if (failures > 0) console.error(`ballot: connected to ${url}`)
       failures = 0
       delayMs = 1000
