@@ -23,7 +23,7 @@ for (const timing of values.timing.split(','))
   for (const nodes of values.nodes.split(',')) rows.push({ nodes, timing })
 
 function runRow(row) {
-  const args = [cli, 'sim', '--algo', values.algo, '--nodes', row.nodes, '--timing', row.timing]
+  const args = [cli, 'sim', '--algo', values.algo, '--voters', row.nodes, '--timing', row.timing]
   args.push('--runs', values.runs, '--seed', values.seed, '--scenario', 'random', '--json')
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
@@ -80,7 +80,7 @@ for (const { nodes, timing, summary: s } of results) {
   if (s.failedRuns > 0) {
     failed = true
     console.log(
-      `${nodes} ${members}, ${timing}: failed seeds ${s.failedSeeds.join(' ')}; replay: ballot sim --algo ${values.algo} --nodes ${nodes} --timing ${timing} --seed <seed> --trace`,
+      `${nodes} ${members}, ${timing}: failed seeds ${s.failedSeeds.join(' ')}; replay: ballot sim --algo ${values.algo} --voters ${nodes} --timing ${timing} --seed <seed> --trace`,
     )
   }
 }

@@ -1,6 +1,17 @@
 /**
  * A small error hierarchy with stable `code` strings, so callers can branch on `err.code` rather than
  * on messages or classes from a particular copy of the package.
+ * @module
+ */
+
+/**
+ * The stable code every ballot error carries: branch on `err.code`, not on the message. NOT_LEADER:
+ * needs leadership this node does not hold. LEADERSHIP_LOST: leadership ended under running work.
+ * CLOSED: the election is stopped. INVALID_OPTIONS: an option or flag that cannot work (`field` names
+ * it). PEER_REFUSED: a message refused from a peer. CALLBACK_FAILED: a callback or whileLeader work
+ * threw. TRANSPORT: the network failed (`address`). PERSISTENCE: durable state could not be read or
+ * saved. STORE_UNAVAILABLE, STORE_REFUSED, SESSION_LOST, TOKEN_NOT_NEWER: a coordination store's
+ * troubles (see the lease driver). PROTOCOL: the protocol cannot keep a promise as configured.
  */
 export type ErrorCode =
   | 'NOT_LEADER'
@@ -17,7 +28,9 @@ export type ErrorCode =
   | 'PROTOCOL'
   | 'TOKEN_NOT_NEWER'
 
+/** The base class of every error ballot throws or reports; `code` says which. */
 export class BallotError extends Error {
+  /** The stable code: branch on this. */
   readonly code: ErrorCode
   constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
     super(message, options)
@@ -49,6 +62,7 @@ export class ClosedError extends BallotError {
 
 /** Options or flags that cannot work; the message names the field. */
 export class InvalidOptionsError extends BallotError {
+  /** The option, flag, environment variable or file field at fault ("members[2].kind", "--port"). */
   readonly field: string
   constructor(field: string, message: string, options?: ErrorOptions) {
     super('INVALID_OPTIONS', `${field}: ${message}`, options)
@@ -58,6 +72,7 @@ export class InvalidOptionsError extends BallotError {
 
 /** A peer spoke to us that we refuse (not in the member list, wrong cluster, failed authentication). */
 export class PeerRefusedError extends BallotError {
+  /** Why, as a stable word (the drop reason counted in the metrics). */
   readonly reason: string
   constructor(reason: string, message: string, options?: ErrorOptions) {
     super('PEER_REFUSED', message, options)
@@ -96,6 +111,7 @@ export class PersistenceError extends BallotError {
  * until someone fixes that. `store` names the store ('zookeeper', 'consul', ...).
  */
 export class StoreError extends BallotError {
+  /** The store's name: 'etcd', 'zookeeper', 'consul'. */
   readonly store: string
   constructor(
     code: 'STORE_UNAVAILABLE' | 'STORE_REFUSED',
@@ -138,6 +154,7 @@ export class StoreRefusedError extends StoreError {
 
 /** The store's session is gone for good (expired, revoked, destroyed): a new one is needed. */
 export class SessionLostError extends BallotError {
+  /** The store's name: 'etcd', 'zookeeper', 'consul'. */
   readonly store: string
   constructor(store: string, message = 'the session is gone', options?: ErrorOptions) {
     super('SESSION_LOST', message.startsWith(store) ? message : `${store}: ${message}`, options)

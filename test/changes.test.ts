@@ -12,7 +12,11 @@ class ScriptedElection extends ElectionBase {
   async stop() {
     this.observe('stopped', false, undefined)
   }
-  async resign() {}
+  readonly id = 's'
+  readonly address = ''
+  async resign() {
+    return undefined
+  }
   isLeader() {
     return false
   }
@@ -69,7 +73,8 @@ describe('changes()', () => {
       return () => listeners.delete(push)
     }
     const emit = (role: Role) => {
-      for (const push of [...listeners]) push({ role, leader: undefined, previous: undefined, at: 0 })
+      for (const push of [...listeners])
+        push({ role, leading: false, leader: undefined, previous: undefined, at: 0 })
     }
     const stream = changeStream(subscribe)
     assert.equal(listeners.size, 0, 'asking for the stream subscribes nothing')

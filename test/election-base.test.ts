@@ -12,7 +12,11 @@ class HandDriven extends ElectionBase {
   }
   async start(): Promise<void> {}
   async stop(): Promise<void> {}
-  async resign(): Promise<void> {}
+  readonly id = 'a'
+  readonly address = ''
+  async resign() {
+    return undefined
+  }
   isLeader(): boolean {
     return false
   }

@@ -74,7 +74,18 @@ describe('RaftElection', () => {
     await done
     assert.equal(seen.at(-1)?.role, 'stopped')
     assert.ok(seen.some((c) => c.leader !== undefined))
-    for (let i = 1; i < seen.length; i++) assert.deepEqual(seen[i]?.previous, seen[i - 1]?.leader)
+    // `previous` is the leadership before `leader` (kept across gaps with no leader), or, while nobody
+    // leads, the one that just ended.
+    let known: LeadershipChange['leader']
+    let prior: LeadershipChange['leader']
+    for (const c of seen) {
+      if (c.leader && (c.leader.id !== known?.id || c.leader.token !== known?.token)) {
+        prior = known
+        known = c.leader
+      }
+      assert.deepEqual(c.previous, c.leader ? prior : known)
+      assert.equal(typeof c.leading, 'boolean')
+    }
     if (entered.length > 0)
       assert.equal(entered.at(-1)?.aborted, true, 'leaving follower state aborts its signal')
   })
@@ -115,7 +126,7 @@ describe('RaftElection', () => {
     )
     assert.throws(
       () => new RaftElection({ id: 'x', members: [{ id: 'x', address: 'nowhere' }] }),
-      /members.x.address: expected host:port/,
+      /members\[0\].address: expected host:port/,
     )
   })
 

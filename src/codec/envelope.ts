@@ -26,6 +26,7 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
  */
 export const DEFAULT_MAX_MESSAGE_AGE_MS = 60_000
 
+/** Why a received message was dropped (counted by reason in `transportStats` and the metrics). */
 export type DropReason =
   | 'oversized'
   | 'malformed'

@@ -90,15 +90,34 @@ export const daemonConfigSchema = z
     multicast: hostPort.optional(),
     /** Interface (name or IPv4) for multicast. */
     iface: z.string().min(1).optional(),
-    notifyUrl: z.string().url().optional(),
+    notifyUrl: z.string().url('must be a URL such as http://host:port/path').optional(),
     readyWhenLeader: flag.default(false),
     logFormat: z.enum(['json', 'pretty']).optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .strict()
 
-export type DaemonConfig = z.infer<typeof daemonConfigSchema>
-type Key = keyof DaemonConfig
+/**
+ * The checked configuration. `lone` is set when `ballot run` was given no members at all and made a
+ * one-node group on 127.0.0.1 (see loadDaemonConfig's `loneDefault`).
+ */
+export type DaemonConfig = z.infer<typeof daemonConfigSchema> & { lone?: boolean }
+type Key = keyof z.infer<typeof daemonConfigSchema>
+
+/** Settings whose values never appear in a message. */
+const SECRET: ReadonlySet<string> = new Set(['key', 'httpToken', 'storePassword'])
+
+/**
+ * One problem with one setting, in the CLI's one style: what is allowed, then what was given
+ * (`must be one of "default", "fast", got "slow"`). Secrets are never echoed.
+ */
+function issueMessage(issue: z.core.$ZodIssue, key: string, given: unknown): string {
+  const shown = SECRET.has(key) ? '(not shown)' : JSON.stringify(given)
+  if (issue.code === 'invalid_value')
+    return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${shown}`
+  if (/, got /.test(issue.message)) return issue.message
+  return `${issue.message.replace(/^Invalid input: /, '')}, got ${shown}`
+}
 
 const KEYS = Object.keys(daemonConfigSchema.shape) as Key[]
 const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
@@ -120,6 +139,14 @@ function describe(key: string, source: Source | undefined, file?: string): strin
 export function loadDaemonConfig(
   flags: Record<string, unknown>,
   env: NodeJS.ProcessEnv = process.env,
+  opts: {
+    /**
+     * `ballot run` with no members (no --nodes, --multicast or --store anywhere): a one-node group on
+     * 127.0.0.1:--port with its HTTP API on 127.0.0.1:8080 unless --http says otherwise, so a new user
+     * can try it at once.
+     */
+    loneDefault?: boolean
+  } = {},
 ): DaemonConfig {
   const configPath = (flags.config as string | undefined) ?? env.BALLOT_CONFIG
   let file: Record<string, unknown> = {}
@@ -162,14 +189,17 @@ export function loadDaemonConfig(
   if (!parsed.success) {
     const issue = parsed.error.issues[0] as z.core.$ZodIssue
     const key = String(issue.path[0] ?? '')
-    throw new InvalidOptionsError(describe(key, source[key], configPath), issue.message)
+    throw new InvalidOptionsError(
+      describe(key, source[key], configPath),
+      issueMessage(issue, key, merged[key]),
+    )
   }
-  const config = parsed.data
+  const config: DaemonConfig = parsed.data
   for (const tag of config.tags) {
     if (!/^[^=]+=.*$/.test(tag))
       throw new InvalidOptionsError(
         describe('tags', source.tags, configPath),
-        `expected key=value, got "${tag}"`,
+        `must be key=value, got ${JSON.stringify(tag)}`,
       )
   }
   if (config.algo === 'lease') {
@@ -189,6 +219,14 @@ export function loadDaemonConfig(
       throw new InvalidOptionsError(`--${kebab(key)}`, `applies to --algo lease only (not ${config.algo})`)
   if (config.algo === 'raft' && config.multicast)
     throw new InvalidOptionsError('--multicast', 'applies to --algo bully only')
+  if (!config.multicast && config.nodes.length === 0 && opts.loneDefault) {
+    const address = `127.0.0.1:${config.port}`
+    config.nodes = [config.id ? `${config.id}=${address}` : address]
+    config.id ??= address
+    config.http ??= '127.0.0.1:8080'
+    config.lone = true
+    return config
+  }
   if (!config.multicast && config.nodes.length === 0)
     throw new InvalidOptionsError(
       '--nodes',
@@ -257,11 +295,11 @@ export const ELECTION_FLAGS: Array<[string, string]> = [
   ],
   ['--advertise <host:port>', 'lease: the address published for this node (default: --http)'],
   ['--id <id>', 'this node id (default: its host:port in --nodes)'],
-  ['--port <port>', 'cluster port (default 8117)'],
+  ['--port <port>', 'cluster port (default 8117; with no --nodes, `ballot run` is a one-node group on it)'],
   ['--host <host>', "address to bind the cluster port to (default: this node's host in --nodes)"],
   ['--nodes <list>', 'members: host:port or id=host:port, comma-separated, the same on every node'],
   ['--observers <ids>', 'raft: member ids that follow but never vote or lead'],
-  ['--http <host:port>', 'serve the HTTP API here'],
+  ['--http <host:port>', 'serve the HTTP API here (a lone `ballot run`: 127.0.0.1:8080)'],
   ['--http-token <token>', 'bearer token for POST /resign (without it, mutating endpoints are off)'],
   ['--key <secret>', 'shared key: authenticate every cluster message (HMAC)'],
   ['--cluster <name>', 'cluster name (default ballot)'],

@@ -4,24 +4,22 @@
  * of this host's addresses.
  */
 import { networkInterfaces } from 'node:os'
-import type { Election } from '../election.js'
+import type { Election, ElectionCounters } from '../election.js'
 import { InvalidOptionsError } from '../errors.js'
 import { LeaseElection } from '../lease/candidate.js'
 import { BullyElection } from '../runtime/bully-election.js'
 import { RaftElection, type RaftPeer } from '../runtime/raft-election.js'
 import { parseHostPort } from '../transport/address.js'
-import type { TransportStats } from '../transport/transport.js'
+import type { TransportStatsSnapshot } from '../transport/transport.js'
 import type { DaemonConfig } from './config.js'
 import { storeBackend } from './store.js'
 
 /** What the daemon needs beyond the Election interface: its identity and counters, for status and metrics. */
 export interface DaemonElection extends Election {
-  readonly id: string
-  readonly address: string
-  readonly transportStats: TransportStats
-  readonly counters: { electionsStarted: number; electionsWon: number; leaderChanges: number }
-  /** Milliseconds of leader lease left (raft); undefined where the driver has no lease (bully). */
-  leaseRemainingMs?(): number | undefined
+  /** Messages sent, received and dropped: a snapshot. */
+  readonly transportStats: TransportStatsSnapshot
+  /** Elections started and won, leaderships seen: a snapshot. */
+  readonly counters: ElectionCounters
 }
 
 export interface Member {

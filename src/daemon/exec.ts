@@ -146,7 +146,7 @@ export class LeaderExec {
     signal.addEventListener('abort', onAbort, { once: true })
     let termSent = false
     const watchdog = setInterval(() => {
-      const left = this.opts.election.leaseRemainingMs?.()
+      const left = this.opts.election.leaseRemainingMs()
       if (left === undefined) return
       this.fullLease = Math.max(this.fullLease, left)
       if (left < this.fullLease / 4) child.kill('SIGKILL')

@@ -29,6 +29,7 @@ export interface LineEntry {
   token: bigint
   /** Metadata the candidate published with its entry (address, tags); absent for foreign entries. */
   address?: string
+  /** Tags the candidate published with its entry. */
   tags?: Record<string, string>
 }
 

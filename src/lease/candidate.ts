@@ -4,7 +4,14 @@
  * clock, notes the send time of each store request before it goes out, bounds each request with a
  * timeout, wakes the machine at the deadline it names, and turns its view into events.
  */
-import type { ClusterState, LeaderInfo, MemberState, StopOptions } from '../election.js'
+import type {
+  ClusterState,
+  ElectionCounters,
+  LeaderInfo,
+  MemberState,
+  ResignOptions,
+  StopOptions,
+} from '../election.js'
 import {
   BallotError,
   ClosedError,
@@ -13,9 +20,10 @@ import {
   StoreUnavailableError,
 } from '../errors.js'
 import type { Random } from '../protocol/machine.js'
+import { checkOptions, type KnownKeys } from '../runtime/check-options.js'
 import { type Clock, realClock } from '../runtime/clock.js'
 import { ElectionBase } from '../runtime/election-base.js'
-import { TransportStats } from '../transport/transport.js'
+import { TransportStats, type TransportStatsSnapshot } from '../transport/transport.js'
 import type { BackendEvents, LeaseBackend, LineEntry } from './backend.js'
 import {
   type FailureReason,
@@ -26,22 +34,38 @@ import {
 } from './machine.js'
 import { type LeaseTiming, resolveLeaseTiming } from './options.js'
 
+/** Options of `new LeaseElection()`. Unknown keys are refused (INVALID_OPTIONS naming the key). */
 export interface LeaseElectionOptions {
   /** This candidate's id: the value of its entry in the store's line (what `etcdctl elect -l` prints). */
   id: string
   /** The store's recipe for one election, e.g. `new EtcdBackend({ hosts, election })`. */
   backend: LeaseBackend
   /** Where this candidate can be reached while it leads (published with its entry). */
-  address?: string
-  tags?: Record<string, string>
+  address?: string | undefined
+  /** This candidate's tags, published with its entry. */
+  tags?: Readonly<Record<string, string>> | undefined
   /** Session TTL (ms, default 5000) and the other timings, filled in from the TTL (see ./options.ts). */
-  timing?: Partial<LeaseTiming>
+  timing?: { [K in keyof LeaseTiming]?: LeaseTiming[K] | undefined } | undefined
   /** How long start() waits for the first answer of the store (ms). Default 5000. */
-  connectTimeoutMs?: number
+  connectTimeoutMs?: number | undefined
   /** Max time a state callback runs before its signal aborts (ms). Default 10 000. */
-  callbackTimeoutMs?: number
-  clock?: Clock
-  random?: Random
+  callbackTimeoutMs?: number | undefined
+  /** The clock to run on (tests pass their own). Default: the real one. */
+  clock?: Clock | undefined
+  /** The random source for retry jitter, returning [0, 1). Default `Math.random`. */
+  random?: Random | undefined
+}
+
+const LEASE_OPTION_KEYS: KnownKeys<LeaseElectionOptions> = {
+  id: true,
+  backend: true,
+  address: true,
+  tags: true,
+  timing: true,
+  connectTimeoutMs: true,
+  callbackTimeoutMs: true,
+  clock: true,
+  random: true,
 }
 
 /** Runs `work` with a timeout; rejects with StoreUnavailableError when the store does not answer. */
@@ -81,10 +105,15 @@ function asError(store: string, err: unknown): Error {
   })
 }
 
+/**
+ * A candidate in a coordination store's election (etcd, ZooKeeper, Consul): the store decides who is
+ * first in line, this driver decides on its own clock how long it may call itself leader. The fencing
+ * token is the store's (etcd: the create revision of the leader's key).
+ */
 export class LeaseElection extends ElectionBase {
-  readonly counters = { electionsStarted: 0, electionsWon: 0, leaderChanges: 0 }
+  private readonly electionCounters = { electionsStarted: 0, electionsWon: 0, leaderChanges: 0 }
   /** Store requests sent, failed (sendFailures) and events received (messagesReceived). */
-  readonly transportStats = new TransportStats()
+  private readonly stats = new TransportStats()
   private readonly opts: LeaseElectionOptions
   private readonly machine: LeaseMachine
   private readonly clock: Clock
@@ -99,7 +128,22 @@ export class LeaseElection extends ElectionBase {
   private lastLeading = false
   private lastHeadKey: string | undefined
 
+  /** Checks the options (throws InvalidOptionsError naming the field); start() connects and joins. */
   constructor(opts: LeaseElectionOptions) {
+    checkOptions(opts, LEASE_OPTION_KEYS, 'options')
+    if (opts.timing !== undefined)
+      checkOptions(
+        opts.timing,
+        {
+          ttlMs: true,
+          maxClockDrift: true,
+          safetyMarginMs: true,
+          backoffMinMs: true,
+          backoffMaxMs: true,
+          requestTimeoutMs: true,
+        } satisfies KnownKeys<LeaseTiming>,
+        'timing',
+      )
     const clock = opts.clock ?? realClock
     super({ callbackTimeoutMs: opts.callbackTimeoutMs, wall: () => clock.wall() })
     if (!opts.id) throw new InvalidOptionsError('id', 'must not be empty')
@@ -113,6 +157,7 @@ export class LeaseElection extends ElectionBase {
     })
   }
 
+  /** This candidate's id. */
   get id(): string {
     return this.opts.id
   }
@@ -122,12 +167,24 @@ export class LeaseElection extends ElectionBase {
     return this.opts.address ?? ''
   }
 
+  /** The timings in force (filled in from the TTL). */
   get timing(): LeaseTiming {
     return { ...this.resolved }
   }
 
+  /** The store's name ('etcd', 'zookeeper', 'consul'). */
   get store(): string {
     return this.opts.backend.store
+  }
+
+  /** Times this candidate reached the head of the line and led, leaderships seen: a snapshot. */
+  get counters(): ElectionCounters {
+    return Object.freeze({ ...this.electionCounters })
+  }
+
+  /** Store requests sent and failed, store events received: a snapshot. */
+  get transportStats(): TransportStatsSnapshot {
+    return this.stats.snapshot()
   }
 
   /**
@@ -186,18 +243,22 @@ export class LeaseElection extends ElectionBase {
     this.observe('stopped', false, undefined)
   }
 
-  /** Steps down: leaves the line and joins again at the back, so the next candidate leads first. */
-  async resign(): Promise<void> {
+  /**
+   * Steps down: leaves the line and joins again at the back, so the next candidate leads first; waits
+   * for the next leadership (see Election.resign), by default up to the TTL.
+   */
+  async resign(options: ResignOptions = {}): Promise<LeaderInfo | undefined> {
     if (this.stopped) throw new ClosedError()
-    this.input({ kind: 'resign' })
+    return this.resignAndWait(options, this.resolved.ttlMs, () => this.input({ kind: 'resign' }))
   }
 
+  /** True only while this candidate heads the line, its session is valid and the store not in doubt. */
   isLeader(): boolean {
     return this.started && !this.stopped && this.machine.view(this.clock.now()).isLeader
   }
 
   /** How long leadership has left unless a keep-alive is confirmed first (ms); undefined when not leading. */
-  leaseRemainingMs(): number | undefined {
+  override leaseRemainingMs(): number | undefined {
     if (!this.isLeader()) return undefined
     const v = this.machine.view(this.clock.now())
     return v.leaseExpiresAt === undefined ? undefined : Math.max(0, v.leaseExpiresAt - this.clock.now())
@@ -208,6 +269,7 @@ export class LeaseElection extends ElectionBase {
     return this.machine.view(this.clock.now())
   }
 
+  /** The line of candidates, head first, as last read. */
   clusterState(): ClusterState {
     const v = this.view()
     const members: MemberState[] = v.line.map((e, i) => ({
@@ -232,7 +294,7 @@ export class LeaseElection extends ElectionBase {
   // ---- driving the machine ----------------------------------------------------------------------
 
   private onEvent(input: LeaseInput): void {
-    this.transportStats.messagesReceived++
+    this.stats.messagesReceived++
     this.input(input)
   }
 
@@ -270,14 +332,14 @@ export class LeaseElection extends ElectionBase {
     const backend = this.opts.backend
     const { seq } = request
     const t = this.resolved.requestTimeoutMs
-    this.transportStats.messagesSent++
+    this.stats.messagesSent++
     // The send time is noted before the request leaves: validity counts from it (machine rule 1).
     const sentAt = this.clock.now()
     const run = <T>(what: string, work: () => Promise<T>, done: (value: T) => LeaseInput) => {
       withTimeout(backend.store, what, t, work, backend.target).then(
         (value) => this.input(done(value)),
         (err: unknown) => {
-          this.transportStats.sendFailures++
+          this.stats.sendFailures++
           const error = asError(backend.store, err)
           this.input({ kind: 'failed', seq, reason: classify(error), error })
         },
@@ -326,9 +388,9 @@ export class LeaseElection extends ElectionBase {
     if (view.stopped) return
     const head = view.line[0]
     if (head && head.key !== this.lastHeadKey && view.self && head.key === view.self.key)
-      this.counters.electionsStarted++
+      this.electionCounters.electionsStarted++
     this.lastHeadKey = head?.key
-    if (view.isLeader && !this.lastLeading) this.counters.electionsWon++
+    if (view.isLeader && !this.lastLeading) this.electionCounters.electionsWon++
     this.lastLeading = view.isLeader
     this.observe(view.role, view.isLeader, this.info(view.leader))
   }
@@ -341,7 +403,7 @@ export class LeaseElection extends ElectionBase {
       this.leaderSince.clear()
       since = this.clock.wall()
       this.leaderSince.set(key, since)
-      this.counters.leaderChanges++
+      this.electionCounters.leaderChanges++
     }
     const self = entry.id === this.opts.id && entry.key === this.machine.view(this.clock.now()).self?.key
     return {

@@ -4,26 +4,41 @@
  * `changes()`, `on('change')`, `leader()`, `clusterState()`; it never leads, and `resign()` refuses.
  * `ballot leader --store` and `ballot watch --store` are this.
  */
-import type { ClusterState, LeaderInfo, MemberState } from '../election.js'
+import type { ClusterState, ElectionCounters, LeaderInfo, MemberState } from '../election.js'
 import { ClosedError, NotLeaderError, TokenNotNewerError } from '../errors.js'
+import { checkOptions, type KnownKeys } from '../runtime/check-options.js'
 import { type Clock, realClock } from '../runtime/clock.js'
 import { ElectionBase } from '../runtime/election-base.js'
-import { TransportStats } from '../transport/transport.js'
+import { TransportStats, type TransportStatsSnapshot } from '../transport/transport.js'
 import type { LeaseBackend, LineEntry } from './backend.js'
 import { withTimeout } from './candidate.js'
 
+/** Options of `new LeaseFollower()`. Unknown keys are refused (INVALID_OPTIONS naming the key). */
 export interface LeaseFollowerOptions {
+  /** The store's recipe for the election to watch, e.g. `new EtcdBackend({ hosts, election })`. */
   backend: LeaseBackend
   /** A name for this follower in logs and status (default "follower"). */
-  id?: string
+  id?: string | undefined
   /** How long start() waits for the store's first answer (ms). Default 5000. */
-  connectTimeoutMs?: number
-  clock?: Clock
+  connectTimeoutMs?: number | undefined
+  /** The clock to run on (tests pass their own). Default: the real one. */
+  clock?: Clock | undefined
 }
 
+const FOLLOWER_OPTION_KEYS: KnownKeys<LeaseFollowerOptions> = {
+  backend: true,
+  id: true,
+  connectTimeoutMs: true,
+  clock: true,
+}
+
+/**
+ * Watches a store's election without joining it: every change of leader, in the store's order. An
+ * Election in the role 'observer' that never leads (`resign()` rejects with NOT_LEADER).
+ */
 export class LeaseFollower extends ElectionBase {
-  readonly counters = { electionsStarted: 0, electionsWon: 0, leaderChanges: 0 }
-  readonly transportStats = new TransportStats()
+  private readonly electionCounters = { electionsStarted: 0, electionsWon: 0, leaderChanges: 0 }
+  private readonly stats = new TransportStats()
   private readonly opts: LeaseFollowerOptions
   private readonly clock: Clock
   private line: LineEntry[] = []
@@ -33,19 +48,33 @@ export class LeaseFollower extends ElectionBase {
   private highestToken = -1n
   private current: LeaderInfo | undefined
 
+  /** Checks the options (throws InvalidOptionsError naming the field); start() connects. */
   constructor(opts: LeaseFollowerOptions) {
+    checkOptions(opts, FOLLOWER_OPTION_KEYS, 'options')
     const clock = opts.clock ?? realClock
     super({ wall: () => clock.wall() })
     this.opts = opts
     this.clock = clock
   }
 
+  /** This follower's name. */
   get id(): string {
     return this.opts.id ?? 'follower'
   }
 
+  /** Always '': a follower publishes no address. */
   get address(): string {
     return ''
+  }
+
+  /** Leaderships seen: a snapshot. */
+  get counters(): ElectionCounters {
+    return Object.freeze({ ...this.electionCounters })
+  }
+
+  /** Store events received, failures: a snapshot. */
+  get transportStats(): TransportStatsSnapshot {
+    return this.stats.snapshot()
   }
 
   /** Connects and reads the line once; rejects with a StoreError on a bad address or foreign data. */
@@ -62,7 +91,7 @@ export class LeaseFollower extends ElectionBase {
           {
             line: (entries) => this.onLine(entries),
             suspended: (reason) => {
-              this.transportStats.sendFailures++
+              this.stats.sendFailures++
               if (!this.suspended) this.reportError(reason)
               this.suspended = true
             },
@@ -83,6 +112,7 @@ export class LeaseFollower extends ElectionBase {
     this.emitView()
   }
 
+  /** Stops watching and closes the store connection. */
   async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
@@ -90,10 +120,12 @@ export class LeaseFollower extends ElectionBase {
     this.observe('stopped', false, undefined)
   }
 
-  async resign(): Promise<void> {
+  /** Always rejects with a NotLeaderError: a follower never leads. */
+  async resign(): Promise<LeaderInfo | undefined> {
     throw new NotLeaderError('a follower never leads')
   }
 
+  /** Always false: a follower never leads. */
   isLeader(): boolean {
     return false
   }
@@ -103,6 +135,7 @@ export class LeaseFollower extends ElectionBase {
     return this.suspended
   }
 
+  /** The line of candidates in the store, head first. */
   clusterState(): ClusterState {
     const leader = this.leader()
     const members: MemberState[] = this.line.map((e, i) => ({
@@ -119,7 +152,7 @@ export class LeaseFollower extends ElectionBase {
   }
 
   private onLine(entries: LineEntry[]): void {
-    this.transportStats.messagesReceived++
+    this.stats.messagesReceived++
     this.line = [...entries].sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0))
     if (this.started && !this.stopped) this.emitView()
   }
@@ -132,7 +165,7 @@ export class LeaseFollower extends ElectionBase {
         leader = { ...this.current, address: head.address, tags: head.tags }
       } else if (head.token > this.highestToken) {
         this.highestToken = head.token
-        this.counters.leaderChanges++
+        this.electionCounters.leaderChanges++
         leader = {
           id: head.id,
           address: head.address,

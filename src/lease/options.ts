@@ -12,6 +12,7 @@
  */
 import { InvalidOptionsError } from '../errors.js'
 
+/** The lease driver's timings, in milliseconds; all but `ttlMs` follow from the TTL by default. */
 export interface LeaseTiming {
   /** Session TTL asked of the store (ms). The store may grant more (etcd: whole seconds); the granted one is used. */
   ttlMs: number
@@ -30,6 +31,7 @@ export interface LeaseTiming {
   requestTimeoutMs: number
 }
 
+/** The session TTL asked of the store unless `timing.ttlMs` says otherwise: 5 s. */
 export const DEFAULT_LEASE_TTL_MS = 5000
 
 /** Fills in every field from `ttlMs` (default 5 s) and checks the rules between them. */

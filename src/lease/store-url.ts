@@ -17,10 +17,15 @@ import { ZooKeeperBackend } from './stores/zookeeper.js'
 
 export type StoreScheme = 'etcd' | 'zookeeper' | 'consul'
 
+/** A parsed `--store` URL. */
 export interface StoreUrl {
+  /** Which store. */
   scheme: StoreScheme
+  /** Its endpoints, host:port. */
   hosts: string[]
+  /** The user name from the URL, if any. */
   username?: string
+  /** The password from the URL, if any (never printed). */
   password?: string
   /** Consul: `consul+https://` (the agent's HTTPS API; a private CA goes in NODE_EXTRA_CA_CERTS). */
   tls?: boolean
@@ -54,6 +59,7 @@ export function storeTtlProblem(scheme: StoreScheme, ttlMs: number): string | un
   return undefined
 }
 
+/** Parses a store URL; throws InvalidOptionsError naming `field` (the password never in the message). */
 export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
   const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/.exec(url.trim())
   if (!m) throw new InvalidOptionsError(field, `expected ${EXAMPLES}, got "${redactStoreUrl(url)}"`)
@@ -108,10 +114,13 @@ export function redactStoreUrl(url: string): string {
   return url.replace(/([^:/@\s]*):[^@/\s]*@/, '$1:***@')
 }
 
+/** What `createBackend()` needs besides the URL. */
 export interface BackendFactoryOptions {
   /** etcd: the election name; ZooKeeper: the latch path (`/services/x/leader`); Consul: the `consul lock` prefix. */
   election: string
+  /** The user name for the store, if it needs one (wins over one in the URL). */
   username?: string
+  /** The password for the store (wins over one in the URL; never printed). */
   password?: string
   /** Consul ACL token (X-Consul-Token). */
   token?: string

@@ -7,6 +7,7 @@
  *     carry its address), without a restart. Peers that are down are retried with backoff.
  *   - UDP multicast (MultiBully's model): every node joins one group on one interface; nobody needs a
  *     list, and every message carries the sender's interface address.
+ * @module
  */
 import { Codec } from '../codec/envelope.js'
 import type { ClusterState, MemberState } from '../election.js'
@@ -32,61 +33,115 @@ import {
 } from '../transport/multicast.js'
 import { TcpTransport } from '../transport/tcp.js'
 import type { Transport, TransportHandlers, TransportStats } from '../transport/transport.js'
+import { checkOptions, describeValue, type KnownKeys } from './check-options.js'
 import { type Clock, realClock } from './clock.js'
+import { openDataDir } from './data-dir.js'
 import { DrivenElection } from './driven-election.js'
-import type { HardStateStore } from './hard-state-store.js'
+import type { BullyHardState as BullyDurableState, HardStateStore } from './hard-state-store.js'
 import { nextIncarnation } from './incarnation.js'
 import { StateFile } from './state-file.js'
-import { connectTimeoutFor, resolveTimingOption } from './timing.js'
+import { connectTimeoutFor, resolveTimingOption, type TimingOverrides } from './timing.js'
 
+/**
+ * Another bully node, for `members`: its address, and its id when that is not the address (the default
+ * id over TCP is the advertised host:port).
+ */
+export interface BullyPeer {
+  /** The node's id. Default: its address. */
+  readonly id?: string | undefined
+  /** host:port where the node listens. */
+  readonly address: string
+}
+
+/** Explicit bully timings: any field left out (or undefined) is taken from the default profile. */
+export type BullyTimingOptions = TimingOverrides<BullyTiming>
+
+/** Where bully over UDP multicast meets: the group and the interface. */
+export interface BullyMulticastOptions {
+  /** The group, host:port. Default 239.255.41.17:9999 (administratively scoped). */
+  group?: string | undefined
+  /** The interface, by name ('eth0') or IPv4 address. Default 127.0.0.1. */
+  iface?: string | undefined
+}
+
+/** Options of `new BullyElection()`. Unknown keys are refused (INVALID_OPTIONS naming the key). */
 export interface BullyElectionOptions {
   /**
    * This node's id. Default: over TCP its advertised host:port, over multicast `pid@ip`; both stay the
    * same across restarts, so the same node wins again (the Go daemon drew random ids).
    */
-  id?: string
+  id?: string | undefined
   /**
    * Rank: the live node with the highest pid leads; ties go to the larger id. Default 0. Its value
    * modulo 1000 is also the slot this node's epochs (fencing tokens) are taken in: give every node its
    * own pid from 0 to 999 and no two leaderships can share a token (nodes sharing a slot are reported).
    */
-  pid?: number
+  pid?: number | undefined
   /** TCP: where to listen (host:port). */
-  listen?: string
+  listen?: string | undefined
   /** TCP: the address others reach this node at. Default: `listen`. */
-  advertise?: string
+  advertise?: string | undefined
   /**
-   * TCP: other nodes, as host:port (the id is then the address) or id=host:port. The same list may be
-   * given to every node (this node's own entry is skipped); it grows as new nodes speak.
+   * TCP: the other nodes, as `{ id?, address }` (the same list may be given to every node: this node's
+   * own entry is skipped). It grows as new nodes speak.
    */
-  nodes?: string[]
+  members?: readonly BullyPeer[] | undefined
+  /**
+   * TCP: the other nodes as strings, host:port (the id is then the address) or id=host:port.
+   * @deprecated Use `members` (objects, as for RaftElection); `nodes` stays for the strings the CLI takes.
+   */
+  nodes?: readonly string[] | undefined
   /** Multicast instead of TCP: the group (default 239.255.41.17:9999) and the interface (name or IPv4). */
-  multicast?: { group?: string; iface?: string }
+  multicast?: BullyMulticastOptions | undefined
   /** Cluster name: keeps two clusters on one network apart. Default "ballot". */
-  cluster?: string
+  cluster?: string | undefined
   /** Shared key: every message is authenticated (HMAC-SHA256) and replay-checked. */
-  key?: string
+  key?: string | undefined
   /** A profile name ("default", "fast") or explicit timings, filled in from the default profile. */
-  timing?: BullyTimingProfile | Partial<BullyTiming>
-  /** Directory where the highest epoch seen is kept, so a restarted node never reuses a fencing token. */
-  dataDir?: string
+  timing?: BullyTimingProfile | BullyTimingOptions | undefined
+  /**
+   * Directory where the highest epoch seen is kept, so a restarted node never reuses a fencing token.
+   * Created if missing; a path that is a file, or cannot be written, is refused at once.
+   */
+  dataDir?: string | undefined
   /**
    * Where to keep the highest epoch instead of a file in `dataDir` (another durable medium; tests pass
    * one that fails on demand). Its `save` must not return before the state is durable.
    */
-  stateStore?: HardStateStore<BullyHardState>
+  stateStore?: HardStateStore<BullyDurableState> | undefined
   /** Max time a state callback runs before its signal aborts (ms). Default 10 000. */
-  callbackTimeoutMs?: number
+  callbackTimeoutMs?: number | undefined
   /** Largest message accepted (bytes). Default 64 KiB. */
-  maxMessageBytes?: number
+  maxMessageBytes?: number | undefined
   /**
    * TCP: how long a dial to a peer may wait to be accepted before it is retried (ms). Default: five
    * heartbeat intervals, at least 250 ms.
    */
-  connectTimeoutMs?: number
-  clock?: Clock
+  connectTimeoutMs?: number | undefined
+  /** The clock to run on (tests and simulations pass their own). Default: the real one. */
+  clock?: Clock | undefined
 }
 
+const BULLY_OPTION_KEYS: KnownKeys<BullyElectionOptions> = {
+  id: true,
+  pid: true,
+  listen: true,
+  advertise: true,
+  members: true,
+  nodes: true,
+  multicast: true,
+  cluster: true,
+  key: true,
+  timing: true,
+  dataDir: true,
+  stateStore: true,
+  callbackTimeoutMs: true,
+  maxMessageBytes: true,
+  connectTimeoutMs: true,
+  clock: true,
+}
+
+/** Resolves the `timing` option to full timings; throws InvalidOptionsError naming the field at fault. */
 export function resolveBullyTiming(timing: BullyElectionOptions['timing']): BullyTiming {
   return resolveTimingOption<BullyTiming>(timing, BULLY_TIMING_PROFILES, validateBullyTiming)
 }
@@ -100,22 +155,83 @@ function parseNode(entry: string): { id: string; address: string } {
   return { id, address }
 }
 
+/** `members` and `nodes` as one list of { id, address }, each checked; throws naming the entry at fault. */
+function peerList(opts: BullyElectionOptions): Array<{ id: string; address: string }> {
+  const out: Array<{ id: string; address: string }> = []
+  for (const [field, list] of [
+    ['members', opts.members],
+    ['nodes', opts.nodes],
+  ] as const) {
+    if (list === undefined) continue
+    if (!Array.isArray(list))
+      throw new InvalidOptionsError(field, `must be an array, got ${describeValue(list)}`)
+    list.forEach((entry: unknown, i: number) => {
+      if (field === 'nodes') {
+        if (typeof entry !== 'string')
+          throw new InvalidOptionsError(
+            `nodes[${i}]`,
+            `must be host:port or id=host:port, got ${describeValue(entry)}`,
+          )
+        out.push(parseNode(entry))
+        return
+      }
+      checkOptions(entry, { id: true, address: true }, `members[${i}]`)
+      const peer = entry as BullyPeer
+      if (typeof peer.address !== 'string')
+        throw new InvalidOptionsError(
+          `members[${i}].address`,
+          `must be host:port, got ${describeValue(peer.address)}`,
+        )
+      parseHostPort(peer.address, `members[${i}].address`)
+      out.push({ id: peer.id ?? peer.address, address: peer.address })
+    })
+  }
+  const seen = new Map<string, string>()
+  for (const p of out) {
+    const other = seen.get(p.address)
+    if (other !== undefined && other !== p.id)
+      throw new InvalidOptionsError(
+        'members',
+        `${p.address} is listed for both ${other} and ${p.id}: every node needs its own address`,
+      )
+    seen.set(p.address, p.id)
+  }
+  return out
+}
+
+/**
+ * A node of a bully group: the live node with the highest `pid` leads, over UDP multicast on a LAN (no
+ * list needed) or over TCP to a list of `members`. No quorum and no lease: under a partition each side
+ * elects its own leader (see the README). The fencing token is the epoch of the leader's claim.
+ */
 export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> {
+  /** This node's id. */
   readonly id: string
   /** The unicast address carried in this node's messages (TCP host:port, or the interface IP). */
   readonly advertisedAddress: string
   /** The machine being driven (a failed save replaces it with one rebuilt from the saved epoch). */
   private machine: BullyMachine | undefined
+  private readonly resolvedTiming: BullyTiming
 
+  /** Checks the options (throws InvalidOptionsError naming the field) and builds the node; start() joins. */
   constructor(opts: BullyElectionOptions) {
+    checkOptions(opts, BULLY_OPTION_KEYS, 'options')
+    if (opts.multicast !== undefined) checkOptions(opts.multicast, { group: true, iface: true }, 'multicast')
+    if (opts.key !== undefined && (typeof opts.key !== 'string' || opts.key.length === 0))
+      throw new InvalidOptionsError(
+        'key',
+        `must be a non-empty string (or undefined for none), got ${describeValue(opts.key)}`,
+      )
     const clock = opts.clock ?? realClock
     super({ clock, callbackTimeoutMs: opts.callbackTimeoutMs })
     const pid = opts.pid ?? 0
     if (!Number.isSafeInteger(pid))
-      throw new InvalidOptionsError('pid', `must be an integer, got ${opts.pid}`)
+      throw new InvalidOptionsError('pid', `must be an integer, got ${describeValue(opts.pid)}`)
     const timing = resolveBullyTiming(opts.timing)
-    if (opts.multicast && (opts.listen || opts.nodes?.length))
-      throw new InvalidOptionsError('multicast', 'choose multicast or TCP (listen, nodes), not both')
+    this.resolvedTiming = timing
+    const listed = peerList(opts)
+    if (opts.multicast && (opts.listen || listed.length > 0))
+      throw new InvalidOptionsError('multicast', 'choose multicast or TCP (listen, members), not both')
     if (!opts.multicast && !opts.listen)
       throw new InvalidOptionsError('listen', 'give a host:port to listen on (TCP), or multicast')
 
@@ -135,12 +251,13 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
       void listen
       this.advertisedAddress = advertise
       this.id = opts.id ?? advertise
-      peers = (opts.nodes ?? []).map(parseNode).filter((p) => p.id !== this.id && p.address !== advertise)
+      peers = listed.filter((p) => p.id !== this.id && p.address !== advertise)
     }
 
+    const dataDir = opts.dataDir === undefined ? undefined : openDataDir(opts.dataDir)
     const stateStore =
       opts.stateStore ??
-      (opts.dataDir ? new StateFile(opts.dataDir, bullyHardStateSchema, 'bully-state.json') : undefined)
+      (dataDir ? new StateFile(dataDir, bullyHardStateSchema, 'bully-state.json') : undefined)
     const build = (hardState: BullyHardState | undefined) => {
       this.machine = new BullyMachine({
         id: this.id,
@@ -160,7 +277,7 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
       // Anyone who speaks the protocol (with the key, when one is set) may join: the list grows.
       maxMessageBytes: opts.maxMessageBytes,
       wallClock: () => clock.wall(),
-      incarnation: opts.dataDir ? nextIncarnation(opts.dataDir, clock.wall()) : undefined,
+      incarnation: dataDir ? nextIncarnation(dataDir, clock.wall()) : undefined,
     })
     let transport: Transport<BullyMessage>
     if (opts.multicast) {
@@ -184,6 +301,17 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
     this.drive(build, transport, stateStore)
   }
 
+  /** The timings in force (after profiles and defaults are applied). */
+  get timing(): BullyTiming {
+    return { ...this.resolvedTiming }
+  }
+
+  /** resign() waits this long by default: the next node claims at once, a silent one within this. */
+  protected defaultResignTimeoutMs(): number {
+    return 2 * this.resolvedTiming.leaderTimeoutMs
+  }
+
+  /** Every node this one knows of, as it sees them. */
   clusterState(): ClusterState {
     const now = this.clock.now()
     const view = this.driver.view()

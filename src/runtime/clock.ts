@@ -4,15 +4,19 @@
  */
 import { performance } from 'node:perf_hooks'
 
+/** The time source a driver runs on: monotonic time, wall time and timers. */
 export interface Clock {
   /** Monotonic milliseconds (never jumps with wall-clock changes). */
   now(): number
   /** Wall-clock milliseconds since the Unix epoch, for timestamps shown to people. */
   wall(): number
+  /** Calls `fn` once after `delayMs`; returns a handle for clearTimer. */
   setTimer(fn: () => void, delayMs: number): unknown
+  /** Cancels a timer set with setTimer (a handle already fired or cleared is fine). */
   clearTimer(handle: unknown): void
 }
 
+/** The real clock: performance.now(), Date.now() and setTimeout. */
 export const realClock: Clock = {
   now: () => performance.now(),
   wall: () => Date.now(),

@@ -3,19 +3,21 @@
  * resign through, isLeader() from the machine's view, election counters, and each view turned into the
  * role and leader that ElectionBase reports. A driver builds its machine and transport, then calls
  * `drive()`.
+ * @module
  */
-import type { LeaderInfo, StopOptions } from '../election.js'
+import type { ElectionCounters, LeaderInfo, ResignOptions, StopOptions } from '../election.js'
 import { ClosedError, PeerRefusedError, ProtocolError } from '../errors.js'
 import type { MachineView } from '../protocol/machine.js'
-import type { Transport, TransportStats } from '../transport/transport.js'
+import type { Transport, TransportStatsSnapshot } from '../transport/transport.js'
 import type { Clock } from './clock.js'
 import { MachineDriver, type MachineFactory } from './driver.js'
 import { ElectionBase } from './election-base.js'
 import type { HardStateStore } from './hard-state-store.js'
 
+/** The part raft and bully share: a protocol machine driven over a transport. */
 export abstract class DrivenElection<M, P> extends ElectionBase {
   /** Elections this node started and won, and leaders it saw come in: for status and metrics. */
-  readonly counters = { electionsStarted: 0, electionsWon: 0, leaderChanges: 0 }
+  private readonly electionCounters = { electionsStarted: 0, electionsWon: 0, leaderChanges: 0 }
   protected readonly clock: Clock
   private machineDriver: MachineDriver<M, P> | undefined
   private machineTransport: Transport<M> | undefined
@@ -69,9 +71,18 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
     return this.machineTransport?.address ?? ''
   }
 
-  get transportStats(): TransportStats {
-    return (this.machineTransport as Transport<M>).stats
+  /** Elections started and won, leaderships seen: a snapshot, for status pages and metrics. */
+  get counters(): ElectionCounters {
+    return Object.freeze({ ...this.electionCounters })
   }
+
+  /** Messages sent, received and dropped (by reason): a snapshot, for status pages and metrics. */
+  get transportStats(): TransportStatsSnapshot {
+    return (this.machineTransport as Transport<M>).stats.snapshot()
+  }
+
+  /** How long resign() waits for the next leadership unless told otherwise (ms). */
+  protected abstract defaultResignTimeoutMs(): number
 
   /**
    * Listens and joins. Rejects with a BallotError: a TransportError (with the address) when the port
@@ -90,11 +101,15 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
     this.observe('stopped', false, undefined)
   }
 
-  async resign(): Promise<void> {
+  /** Hands leadership over and waits for the next leadership (see Election.resign). */
+  async resign(options: ResignOptions = {}): Promise<LeaderInfo | undefined> {
     if (this.stopped) throw new ClosedError()
-    this.driver.input({ kind: 'resign' })
+    return this.resignAndWait(options, this.defaultResignTimeoutMs(), () =>
+      this.driver.input({ kind: 'resign' }),
+    )
   }
 
+  /** True only while the machine says this node may act as leader (raft: its lease holds). */
   isLeader(): boolean {
     return !this.stopped && this.driver.running && this.driver.view().isLeader
   }
@@ -108,9 +123,9 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
       this.reportError(new ProtocolError(problem))
     }
     if (view.role === 'candidate' && (prev?.role !== 'candidate' || view.term > prev.term))
-      this.counters.electionsStarted++
+      this.electionCounters.electionsStarted++
     if (view.role === 'leader' && (prev?.role !== 'leader' || prev.term !== view.term))
-      this.counters.electionsWon++
+      this.electionCounters.electionsWon++
     if (this.stopped) return
     let leader: LeaderInfo | undefined
     if (view.leader) {
@@ -120,7 +135,7 @@ export abstract class DrivenElection<M, P> extends ElectionBase {
         this.leaderSince.clear()
         since = this.clock.wall()
         this.leaderSince.set(key, since)
-        this.counters.leaderChanges++
+        this.electionCounters.leaderChanges++
       }
       const { address, tags } = this.describe(view.leader.id, view)
       leader = { id: view.leader.id, address, token: BigInt(view.leader.term), since, tags }

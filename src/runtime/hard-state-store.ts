@@ -1,6 +1,6 @@
 /**
  * Where a driver keeps the little state its protocol must never forget across a crash (raft's term and
- * vote, bully's highest epoch). The default is a {@link StateFile} in the data directory; embedders and
+ * vote, bully's highest epoch). The default is a file in the data directory; embedders and
  * tests may pass their own store (another durable medium, or one that fails on demand).
  */
 export interface HardStateStore<P> {
@@ -12,4 +12,18 @@ export interface HardStateStore<P> {
    * last state that was saved.
    */
   save(state: P): void
+}
+
+/** What a raft node keeps across a crash (`stateStore`), so that it never votes twice in one term. */
+export interface RaftHardState {
+  /** The highest term this node knows. */
+  term: number
+  /** Whom it voted for in `term`, if anyone. */
+  votedFor?: string | undefined
+}
+
+/** What a bully node keeps across a crash (`stateStore`), so that a restart never reuses a fencing token. */
+export interface BullyHardState {
+  /** The highest epoch this node knows. */
+  epoch: number
 }

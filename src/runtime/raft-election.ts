@@ -1,11 +1,12 @@
 /**
  * The raft driver: a RaftMachine run over TCP with a real clock, persisted term and vote, and the
  * shared Election interface on top.
+ * @module
  */
 
 import { Codec } from '../codec/envelope.js'
 import type { ClusterState, MemberState } from '../election.js'
-import { InvalidOptionsError, PeerRefusedError } from '../errors.js'
+import { InvalidOptionsError, PeerRefusedError, TransportError } from '../errors.js'
 import type { MachineView, Random } from '../protocol/machine.js'
 import { RaftMachine } from '../protocol/raft/machine.js'
 import {
@@ -15,7 +16,8 @@ import {
   raftMessageSchema,
 } from '../protocol/raft/messages.js'
 import {
-  type RaftMember,
+  DEFAULT_TIMING,
+  FAST_TIMING,
   type RaftTiming,
   TIMING_PROFILES,
   type TimingProfile,
@@ -23,81 +25,189 @@ import {
 } from '../protocol/raft/options.js'
 import { parseHostPort } from '../transport/address.js'
 import { TcpTransport } from '../transport/tcp.js'
+import { checkOneOf, checkOptions, describeValue, type KnownKeys } from './check-options.js'
 import { type Clock, realClock } from './clock.js'
+import { openDataDir } from './data-dir.js'
 import { DrivenElection } from './driven-election.js'
-import type { HardStateStore } from './hard-state-store.js'
+import type { HardStateStore, RaftHardState as RaftDurableState } from './hard-state-store.js'
 import { nextIncarnation } from './incarnation.js'
 import { StateFile } from './state-file.js'
-import { connectTimeoutFor, resolveTimingOption } from './timing.js'
+import { connectTimeoutFor, resolveTimingOption, type TimingOverrides } from './timing.js'
 
-export interface RaftPeer extends RaftMember {
-  /** host:port where the member listens for cluster traffic. */
-  address: string
+/** A member of a raft group, as `members` lists it: the same list on every node. */
+export interface RaftPeer {
+  /** The member's id: unique in the group, 1 to 128 characters. */
+  readonly id: string
+  /** host:port where the member listens for cluster traffic; unique in the group. */
+  readonly address: string
+  /** 'observer': follows and knows the leader, never votes or leads. Default 'voter'. */
+  readonly kind?: 'voter' | 'observer' | undefined
+  /** Among healthy voters the highest priority ends up leading (through a hand-over). Default 0. */
+  readonly priority?: number | undefined
 }
 
+/** A raft timing profile: 'default' (a LAN) or 'fast' (loopback, one rack). */
+export type RaftTimingProfile = 'default' | 'fast'
+
+/** Raft timings for a LAN, the default profile: a silent leader is replaced within 0.5–1 s. */
+export const DEFAULT_RAFT_TIMING: Readonly<RaftTiming> = DEFAULT_TIMING
+
+/** Raft timings for loopback and one rack, the 'fast' profile: a silent leader is replaced within 100–200 ms. */
+export const FAST_RAFT_TIMING: Readonly<RaftTiming> = FAST_TIMING
+
+/** The raft timing profiles by name, as `timing: 'fast'` picks them. */
+export const RAFT_TIMING_PROFILES: Readonly<Record<RaftTimingProfile, Readonly<RaftTiming>>> =
+  TIMING_PROFILES satisfies Record<TimingProfile, Readonly<RaftTiming>>
+
+/** Explicit raft timings: any field left out (or undefined) is taken from the default profile. */
+export type RaftTimingOptions = TimingOverrides<RaftTiming>
+
+/** Options of `new RaftElection()`. Unknown keys are refused (INVALID_OPTIONS naming the key). */
 export interface RaftElectionOptions {
   /** This node's id; must be one of `members`. */
   id: string
-  /** Every member, this node included, with the same list on every node. */
-  members: RaftPeer[]
+  /** Every member, this node included, with the same list on every node (a readonly array will do). */
+  members: readonly RaftPeer[]
   /** Cluster name: keeps two clusters on one network apart. Default "ballot". */
-  cluster?: string
+  cluster?: string | undefined
   /** Where to listen (host:port). Default: this node's address in `members`. */
-  listen?: string
+  listen?: string | undefined
   /** A timing profile name ("default", "fast") or explicit timings, filled in from the default profile. */
-  timing?: TimingProfile | Partial<RaftTiming>
-  /** Shared key: when set, every message is authenticated (HMAC-SHA256) and replay-checked. */
-  key?: string
+  timing?: RaftTimingProfile | RaftTimingOptions | undefined
+  /**
+   * Shared key: when set, every message is authenticated (HMAC-SHA256) and replay-checked. Undefined
+   * (an unset environment variable, say) means no key; an empty string is refused.
+   */
+  key?: string | undefined
   /**
    * Directory for the durable term and vote. Without it the node keeps them in memory only: a node that
    * crashes and restarts within one term may then vote twice in that term, and two leaders in one term
-   * become possible. Use it in production.
+   * become possible. Use it in production. Created if missing; a path that is a file, or a directory
+   * that cannot be written, is refused at once (INVALID_OPTIONS, field `dataDir`).
    */
-  dataDir?: string
+  dataDir?: string | undefined
   /**
    * Where to keep the durable term and vote instead of a file in `dataDir` (another durable medium;
    * tests pass one that fails on demand). Its `save` must not return before the state is durable.
    */
-  stateStore?: HardStateStore<RaftHardState>
+  stateStore?: HardStateStore<RaftDurableState> | undefined
   /** This node's tags, announced to every member. */
-  tags?: Record<string, string>
+  tags?: Readonly<Record<string, string>> | undefined
   /** Pre-vote (default true). */
-  preVote?: boolean
+  preVote?: boolean | undefined
   /** Max time a state callback runs before its signal aborts (ms). Default 10 000. */
-  callbackTimeoutMs?: number
+  callbackTimeoutMs?: number | undefined
   /** Largest message accepted (bytes). Default 64 KiB. */
-  maxMessageBytes?: number
+  maxMessageBytes?: number | undefined
   /**
    * How long a TCP dial to a peer may wait to be accepted before it is retried (ms). Default: five
    * heartbeat intervals, at least 250 ms.
    */
-  connectTimeoutMs?: number
-  clock?: Clock
-  random?: Random
+  connectTimeoutMs?: number | undefined
+  /** The clock to run on (tests and simulations pass their own). Default: the real one. */
+  clock?: Clock | undefined
+  /** The random source for election timeouts, returning [0, 1). Default `Math.random`. */
+  random?: Random | undefined
 }
 
+const RAFT_OPTION_KEYS: KnownKeys<RaftElectionOptions> = {
+  id: true,
+  members: true,
+  cluster: true,
+  listen: true,
+  timing: true,
+  key: true,
+  dataDir: true,
+  stateStore: true,
+  tags: true,
+  preVote: true,
+  callbackTimeoutMs: true,
+  maxMessageBytes: true,
+  connectTimeoutMs: true,
+  clock: true,
+  random: true,
+}
+
+const RAFT_PEER_KEYS: KnownKeys<RaftPeer> = { id: true, address: true, kind: true, priority: true }
+
+/** Resolves the `timing` option to full timings; throws InvalidOptionsError naming the field at fault. */
 export function resolveTiming(timing: RaftElectionOptions['timing']): RaftTiming {
   return resolveTimingOption<RaftTiming>(timing, TIMING_PROFILES, validateTiming)
 }
 
+/**
+ * Checks what the constructor can: known keys, each member's fields, no id or address listed twice,
+ * this node in the list. Throws InvalidOptionsError naming the field.
+ */
+function checkRaftOptions(opts: RaftElectionOptions): void {
+  checkOptions(opts, RAFT_OPTION_KEYS, 'options')
+  if (typeof opts.id !== 'string' || opts.id.length === 0)
+    throw new InvalidOptionsError('id', `must be a non-empty string, got ${describeValue(opts.id)}`)
+  if (!Array.isArray(opts.members) || opts.members.length === 0)
+    throw new InvalidOptionsError(
+      'members',
+      `must be a non-empty array of { id, address }, got ${describeValue(opts.members)}`,
+    )
+  const byAddress = new Map<string, number>()
+  opts.members.forEach((m, i) => {
+    const field = `members[${i}]`
+    checkOptions(m, RAFT_PEER_KEYS, field)
+    if (typeof m.address !== 'string')
+      throw new InvalidOptionsError(`${field}.address`, `must be host:port, got ${describeValue(m.address)}`)
+    checkOneOf(m.kind, ['voter', 'observer'], `${field}.kind`)
+    const hp = parseHostPort(m.address, `${field}.address`)
+    if (hp.port === 0)
+      throw new InvalidOptionsError(
+        `${field}.address`,
+        'must name a real port, got port 0 (peers dial this address; for tests, see localRaftCluster())',
+      )
+    const same = byAddress.get(m.address)
+    if (same !== undefined)
+      throw new InvalidOptionsError(
+        `${field}.address`,
+        `${m.address} is also the address of members[${same}] (${opts.members[same]?.id}): every member needs its own`,
+      )
+    byAddress.set(m.address, i)
+  })
+  if (opts.key !== undefined && (typeof opts.key !== 'string' || opts.key.length === 0))
+    throw new InvalidOptionsError(
+      'key',
+      `must be a non-empty string (or undefined for none), got ${describeValue(opts.key)}`,
+    )
+}
+
+/**
+ * A node of a raft group: peer-to-peer leader election over TCP with pre-vote, check-quorum, a leader
+ * lease (`isLeader()` is true only while a majority acknowledged this leader recently) and a durable
+ * vote (`dataDir`). Every member runs one, with the same `members` list. The fencing token is the term.
+ *
+ * @example
+ * ```ts
+ * const election = new RaftElection({ id: 'a', members, dataDir: '/var/lib/ballot' })
+ * election.whileLeader(async (signal, lead) => work({ signal, token: lead.token }))
+ * await election.start()
+ * ```
+ */
 export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
   private readonly opts: RaftElectionOptions
   private readonly addresses: Map<string, string>
   private readonly resolvedTiming: RaftTiming
 
+  /** Checks the options (throws InvalidOptionsError naming the field) and builds the node; start() joins. */
   constructor(opts: RaftElectionOptions) {
+    checkRaftOptions(opts)
     const clock = opts.clock ?? realClock
     super({ clock, callbackTimeoutMs: opts.callbackTimeoutMs })
-    this.opts = opts
+    this.opts = { ...opts, members: opts.members.map((m) => ({ ...m })) }
     this.addresses = new Map(opts.members.map((m) => [m.id, m.address]))
     const self = opts.members.find((m) => m.id === opts.id)
     if (!self) throw new InvalidOptionsError('id', `this node (${opts.id}) is not in the member list`)
-    for (const m of opts.members) parseHostPort(m.address, `members.${m.id}.address`)
     const listen = parseHostPort(opts.listen ?? self.address, 'listen')
+    this.resolvedTiming = resolveTiming(opts.timing)
+    const dataDir = opts.dataDir === undefined ? undefined : openDataDir(opts.dataDir)
     const stateStore =
       opts.stateStore ??
-      (opts.dataDir ? new StateFile(opts.dataDir, raftHardStateSchema, 'raft-state.json') : undefined)
-    this.resolvedTiming = resolveTiming(opts.timing)
+      (dataDir ? new StateFile(dataDir, raftHardStateSchema, 'raft-state.json') : undefined)
     const build = (hardState: RaftHardState | undefined) =>
       new RaftMachine({
         id: opts.id,
@@ -116,7 +226,7 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
       isKnownPeer: (id) => this.addresses.has(id),
       maxMessageBytes: opts.maxMessageBytes,
       wallClock: () => clock.wall(),
-      incarnation: opts.dataDir ? nextIncarnation(opts.dataDir, clock.wall()) : undefined,
+      incarnation: dataDir ? nextIncarnation(dataDir, clock.wall()) : undefined,
     })
     const transport = new TcpTransport({
       self: opts.id,
@@ -124,6 +234,13 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
       peers: new Map(opts.members.filter((m) => m.id !== opts.id).map((m) => [m.id, m.address])),
       codec,
       connectTimeoutMs: opts.connectTimeoutMs ?? connectTimeoutFor(this.resolvedTiming.heartbeatIntervalMs),
+      onDialError: (peer, address, err) =>
+        this.reportError(
+          new TransportError(
+            `cannot dial member ${peer} at ${address}: ${err.code === 'ENOTFOUND' ? 'the host name does not resolve' : err.message} (${err.code}); retrying`,
+            { cause: err, address },
+          ),
+        ),
       onDrop: (reason, from) => {
         if (reason === 'unknown-peer') {
           this.reportError(
@@ -138,6 +255,7 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
     this.drive(build, transport, stateStore)
   }
 
+  /** This node's id. */
   get id(): string {
     return this.opts.id
   }
@@ -146,7 +264,7 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
    * How long this node's leader lease has left unless renewed (ms); undefined when it is not leading.
    * Work that must never overlap with another leader's (`ballot exec`) stops before this reaches 0.
    */
-  leaseRemainingMs(): number | undefined {
+  override leaseRemainingMs(): number | undefined {
     if (!this.isLeader()) return undefined
     const expires = this.driver.view().leaseExpiresAt
     return expires === undefined ? undefined : Math.max(0, expires - this.clock.now())
@@ -157,6 +275,12 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
     return { ...this.resolvedTiming }
   }
 
+  /** resign() waits this long by default: a hand-over takes milliseconds, an election at most this. */
+  protected defaultResignTimeoutMs(): number {
+    return 2 * this.resolvedTiming.electionTimeoutMaxMs
+  }
+
+  /** Every member as this node sees it; a follower's figures for other followers are old (see MemberState). */
   clusterState(): ClusterState {
     const now = this.clock.now()
     const view = this.driver.view()

@@ -1,8 +1,15 @@
-/** Timing options as drivers take them: a profile name, or some fields filled in from the defaults. */
+/**
+ * Timing options as drivers take them: a profile name, or some fields filled in from the defaults.
+ * @module
+ */
 import { InvalidOptionsError } from '../errors.js'
+import { checkOptions, describeValue } from './check-options.js'
+
+/** Some fields of a timing record; a field set to undefined takes its default. */
+export type TimingOverrides<T> = { [K in keyof T]?: T[K] | undefined }
 
 export function resolveTimingOption<T extends object>(
-  timing: string | Partial<T> | undefined,
+  timing: string | TimingOverrides<T> | undefined,
   profiles: Record<string, Readonly<T>>,
   validate: (full: T) => T,
 ): T {
@@ -13,11 +20,20 @@ export function resolveTimingOption<T extends object>(
     if (!profile)
       throw new InvalidOptionsError(
         'timing',
-        `unknown profile "${timing}" (use ${Object.keys(profiles).join(' or ')})`,
+        `must be one of ${Object.keys(profiles)
+          .map((p) => JSON.stringify(p))
+          .join(', ')} or an object of timings, got ${describeValue(timing)}`,
       )
     return { ...profile }
   }
-  return validate({ ...defaults, ...timing })
+  checkOptions(
+    timing,
+    Object.fromEntries(Object.keys(defaults).map((k) => [k, true] as const)) as Record<string, true>,
+    'timing',
+  )
+  // An explicit undefined means "the default" (exactOptionalPropertyTypes callers pass env lookups).
+  const given = Object.fromEntries(Object.entries(timing).filter(([, v]) => v !== undefined))
+  return validate({ ...defaults, ...given } as T)
 }
 
 /**

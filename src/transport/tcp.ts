@@ -47,8 +47,16 @@ export interface TcpTransportOptions<M> {
   maxBufferedBytes?: number
   /** Called when a message is dropped, with the reason and the id it claimed (if any). */
   onDrop?: (reason: string, from?: string) => void
+  /**
+   * Called once per peer and error code when dialling it fails for a reason that retrying will not cure
+   * by itself (a host name that does not resolve): the transport keeps retrying, and the user is told.
+   */
+  onDialError?: (peer: string, address: string, err: NodeJS.ErrnoException) => void
   random?: () => number
 }
+
+/** Dial errors worth telling the user about: a refusal or a timeout is ordinary, these are a typo. */
+const CONFIG_DIAL_ERRORS = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EADDRNOTAVAIL', 'EINVAL'])
 
 interface Outbound {
   id: string
@@ -76,6 +84,8 @@ export class TcpTransport<M> implements Transport<M> {
   private readonly connectTimeoutMs: number
   private readonly keepAliveMs: number
   private readonly random: () => number
+  /** "peer code" pairs already reported through onDialError. */
+  private readonly dialErrorsSaid = new Set<string>()
 
   constructor(opts: TcpTransportOptions<M>) {
     this.opts = opts
@@ -219,7 +229,13 @@ export class TcpTransport<M> implements Transport<M> {
     })
     // The peer never writes on our outbound connection; discard anything that arrives.
     socket.on('data', () => {})
-    socket.on('error', () => {}) // 'close' follows and carries the decision
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      // 'close' follows and carries the decision; a name that does not resolve is also said, once.
+      const said = `${out.id} ${err.code}`
+      if (!CONFIG_DIAL_ERRORS.has(err.code ?? '') || this.dialErrorsSaid.has(said)) return
+      this.dialErrorsSaid.add(said)
+      this.opts.onDialError?.(out.id, formatHostPort(out.target), err)
+    })
     socket.on('close', (hadError) => {
       clearTimeout(connectTimer)
       if (out.socket !== socket || this.closed) return

@@ -27,8 +27,31 @@ export interface Transport<M> {
   readonly stats: TransportStats
 }
 
+/**
+ * What a transport counted, as an election shows it (`transportStats`): a frozen copy, so a reader
+ * cannot change the live counters.
+ */
+export interface TransportStatsSnapshot {
+  /** Messages sent. */
+  readonly messagesSent: number
+  /** Bytes sent. */
+  readonly bytesSent: number
+  /** Messages received and accepted. */
+  readonly messagesReceived: number
+  /** Bytes received. */
+  readonly bytesReceived: number
+  /** Messages that could not be sent (peer not connected, send buffer full). */
+  readonly sendFailures: number
+  /** Messages dropped on receipt, by reason (forged, replayed, too large, another cluster's, ...). */
+  readonly dropped: ReadonlyMap<DropReason, number>
+  /** Peers that tried to speak to us but are not members, by claimed id (bounded). */
+  readonly refusedPeers: ReadonlyMap<string, number>
+  /** All messages dropped on receipt, whatever the reason. */
+  droppedTotal(): number
+}
+
 /** Counters every transport keeps; the metrics endpoint reads them. */
-export class TransportStats {
+export class TransportStats implements TransportStatsSnapshot {
   messagesSent = 0
   bytesSent = 0
   messagesReceived = 0
@@ -54,5 +77,21 @@ export class TransportStats {
     let n = 0
     for (const v of this.dropped.values()) n += v
     return n
+  }
+
+  /** A frozen copy of the counters now. */
+  snapshot(): TransportStatsSnapshot {
+    const dropped = new Map(this.dropped)
+    const total = this.droppedTotal()
+    return Object.freeze({
+      messagesSent: this.messagesSent,
+      bytesSent: this.bytesSent,
+      messagesReceived: this.messagesReceived,
+      bytesReceived: this.bytesReceived,
+      sendFailures: this.sendFailures,
+      dropped,
+      refusedPeers: new Map(this.refusedPeers),
+      droppedTotal: () => total,
+    })
   }
 }

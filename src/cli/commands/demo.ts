@@ -5,11 +5,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import net from 'node:net'
-import { fileURLToPath } from 'node:url'
-import type { Command } from 'commander'
+import { type Command, Option } from 'commander'
 import { InvalidOptionsError } from '../../errors.js'
-
-const MAIN = fileURLToPath(new URL('../main.js', import.meta.url))
+import { votersFlag } from './sim.js'
 
 async function freePort(): Promise<number> {
   const s = net.createServer()
@@ -30,12 +28,16 @@ export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description('Start a local 5-node raft cluster on loopback and show who leads, live')
-    .option('--nodes <n>', 'how many nodes', '5')
+    .option('--voters <n>', 'how many nodes (1 to 9)', '5')
+    .addOption(new Option('--nodes <n>', 'deprecated: use --voters').hideHelp())
     .option('--timing <profile>', 'default or fast', 'default')
-    .action(async (flags: { nodes: string; timing: string }) => {
-      const n = Number(flags.nodes)
-      if (!Number.isInteger(n) || n < 1 || n > 9)
-        throw new InvalidOptionsError('--nodes', `must be an integer from 1 to 9, got "${flags.nodes}"`)
+    .action(async (flags: { voters: string; nodes?: string; timing: string }) => {
+      const n = votersFlag(flags, 9)
+      if (!['default', 'fast'].includes(flags.timing))
+        throw new InvalidOptionsError(
+          '--timing',
+          `must be one of "default", "fast", got ${JSON.stringify(flags.timing)}`,
+        )
       const cluster = await Promise.all(
         Array.from({ length: n }, async (_, i) => ({
           id: `n${i + 1}`,
@@ -48,10 +50,13 @@ export function registerDemo(program: Command): void {
         id: c.id,
         http: `127.0.0.1:${c.http}`,
         seen: 'starting',
+        // This very program again (the bundle, or tsc's output under a loader): argv[1] with the same
+        // node flags, so the demo works however ballot was started.
         child: spawn(
           process.execPath,
           [
-            MAIN,
+            ...process.execArgv,
+            process.argv[1] as string,
             'run',
             '--id',
             c.id,

@@ -8,8 +8,11 @@ export function addElectionFlags(cmd: Command): Command {
   return cmd
 }
 
-export function loadConfigAndLogger(flags: Record<string, unknown>): { config: DaemonConfig; log: Logger } {
-  const config = loadDaemonConfig(flags)
+export function loadConfigAndLogger(
+  flags: Record<string, unknown>,
+  opts: { loneDefault?: boolean } = {},
+): { config: DaemonConfig; log: Logger } {
+  const config = loadDaemonConfig(flags, process.env, opts)
   return { config, log: createLogger({ format: config.logFormat, level: config.logLevel }) }
 }
 

@@ -5,7 +5,7 @@
  * 2 for bad flags.
  */
 import { randomInt } from 'node:crypto'
-import type { Command } from 'commander'
+import { type Command, Option } from 'commander'
 import { InvalidOptionsError } from '../../errors.js'
 import { ADAPTERS } from '../../sim/protocols/index.js'
 import { LEASE_SCENARIOS } from '../../sim/protocols/lease.js'
@@ -15,7 +15,9 @@ import { runSimulation } from '../../sim/simulation.js'
 
 interface SimFlags {
   algo: string
-  nodes: string
+  voters: string
+  /** Deprecated name of --voters (a count here, but a member list in run and exec). */
+  nodes?: string
   observers: string
   runs: string
   seed?: string
@@ -37,6 +39,18 @@ function integer(flag: string, value: string, min: number, max: number): number 
   return n
 }
 
+/**
+ * --voters, or the deprecated --nodes (a count in sim and demo, but a member list in run and exec,
+ * hence the new name), said to be deprecated on stderr.
+ */
+export function votersFlag(flags: { voters: string; nodes?: string }, max = 50): number {
+  if (flags.nodes === undefined) return integer('--voters', flags.voters, 1, max)
+  process.stderr.write(
+    'ballot: --nodes is deprecated here (it is a member list in run and exec): use --voters\n',
+  )
+  return integer('--nodes', flags.nodes, 1, max)
+}
+
 export function registerSim(program: Command): void {
   program
     .command('sim')
@@ -44,7 +58,8 @@ export function registerSim(program: Command): void {
       'Run the deterministic simulator: seeded runs with faults, checking every invariant at every step',
     )
     .option('--algo <name>', `protocol to simulate (${Object.keys(ADAPTERS).join(', ')})`, 'raft')
-    .option('--nodes <n>', 'voting members', '5')
+    .option('--voters <n>', 'voting members', '5')
+    .addOption(new Option('--nodes <n>', 'deprecated: use --voters').hideHelp())
     .option('--observers <n>', 'observers (follow, never vote or lead)', '0')
     .option('--runs <n>', 'number of runs; run i uses seed S + i', '1000')
     .option('--seed <S>', 'seed of the first run (default: random, printed)')
@@ -62,10 +77,17 @@ export function registerSim(program: Command): void {
       if (!factory) {
         throw new InvalidOptionsError(
           '--algo',
-          `must be one of ${Object.keys(ADAPTERS).join(', ')}, got ${flags.algo}`,
+          `must be one of ${Object.keys(ADAPTERS)
+            .map((a) => JSON.stringify(a))
+            .join(', ')}, got ${JSON.stringify(flags.algo)}`,
         )
       }
-      const voters = integer('--nodes', flags.nodes, 1, 50)
+      if (!['default', 'fast'].includes(flags.timing))
+        throw new InvalidOptionsError(
+          '--timing',
+          `must be one of "default", "fast", got ${JSON.stringify(flags.timing)}`,
+        )
+      const voters = votersFlag(flags)
       const observers = integer('--observers', flags.observers, 0, 20)
       const runs = integer('--runs', flags.runs, 1, 100_000_000)
       const seed =
@@ -73,7 +95,7 @@ export function registerSim(program: Command): void {
       const adapter = factory({ timing: flags.timing, unsafe: flags.unsafeSkipVoteChecks ?? false })
       const scenario = validateScenarioName(flags.scenario, adapter.scenarios)
       const replay = [
-        `ballot sim --algo ${flags.algo} --nodes ${voters} --observers ${observers}`,
+        `ballot sim --algo ${flags.algo} --voters ${voters} --observers ${observers}`,
         `--scenario ${scenario} --timing ${flags.timing}`,
         ...(flags.unsafeSkipVoteChecks ? ['--unsafe-skip-vote-checks'] : []),
       ].join(' ')

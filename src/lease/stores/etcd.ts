@@ -28,15 +28,18 @@ import {
 } from '../../errors.js'
 import type { BackendEvents, BackendSession, LeaseBackend, LineEntry } from '../backend.js'
 
+/** Options of `new EtcdBackend()`. */
 export interface EtcdBackendOptions {
-  /** Endpoints as host:port. */
-  hosts: string[]
+  /** Endpoints as host:port (a readonly array will do). */
+  hosts: readonly string[]
   /** The election's name: entries live under `<election>/` (as with `etcdctl elect <election>`). */
   election: string
-  username?: string
-  password?: string
+  /** User name for etcd's authentication, if it is on. */
+  username?: string | undefined
+  /** Password for etcd's authentication (never logged). */
+  password?: string | undefined
   /** Deadline of each gRPC call (ms). Default 5000 (the lease driver also bounds each call itself). */
-  callTimeoutMs?: number
+  callTimeoutMs?: number | undefined
 }
 
 type Etcd3Module = typeof import('etcd3')

@@ -3,6 +3,7 @@
  */
 import { InvalidOptionsError } from '../../errors.js'
 
+/** Bully's timings, in milliseconds (see the README's table); `timing` fills in what is left out. */
 export interface BullyTiming {
   /** How often the leader announces itself. Default 100 ms; 20 ms in the fast profile. */
   heartbeatIntervalMs: number
@@ -44,7 +45,14 @@ export const FAST_BULLY_TIMING: Readonly<BullyTiming> = Object.freeze({
   resignHoldMs: 1000,
 })
 
-export const BULLY_TIMING_PROFILES = { default: DEFAULT_BULLY_TIMING, fast: FAST_BULLY_TIMING } as const
+/** The bully timing profiles by name, as `timing: 'fast'` picks them. */
+export const BULLY_TIMING_PROFILES: {
+  /** For a LAN. */
+  readonly default: Readonly<BullyTiming>
+  /** For loopback and one rack. */
+  readonly fast: Readonly<BullyTiming>
+} = { default: DEFAULT_BULLY_TIMING, fast: FAST_BULLY_TIMING }
+/** A bully timing profile's name: 'default' (a LAN) or 'fast' (loopback, one rack). */
 export type BullyTimingProfile = keyof typeof BULLY_TIMING_PROFILES
 
 /**

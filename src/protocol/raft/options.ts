@@ -4,6 +4,7 @@
  */
 import { InvalidOptionsError } from '../../errors.js'
 
+/** Raft's timings, in milliseconds (see the README's table); `timing` fills in what is left out. */
 export interface RaftTiming {
   /** How often a leader sends heartbeats. Default 100 ms (LAN); 20 ms in the fast profile. */
   heartbeatIntervalMs: number
@@ -13,6 +14,7 @@ export interface RaftTiming {
    * 500–1000 ms (LAN); 100–200 ms in the fast profile.
    */
   electionTimeoutMinMs: number
+  /** Upper bound of the randomized election timeout (see `electionTimeoutMinMs`). */
   electionTimeoutMaxMs: number
   /**
    * Bound on how much two nodes' clocks may disagree in rate, as a fraction (0.05 = 5 %). The leader's
@@ -38,10 +40,14 @@ export const FAST_TIMING: Readonly<RaftTiming> = Object.freeze({
   maxClockDrift: 0.05,
 })
 
+/** The raft timing profiles by name. */
 export const TIMING_PROFILES = { default: DEFAULT_TIMING, fast: FAST_TIMING } as const
+/** A raft timing profile's name: 'default' (a LAN) or 'fast' (loopback, one rack). */
 export type TimingProfile = keyof typeof TIMING_PROFILES
 
+/** A member as the raft machine knows it (RaftPeer adds its address). */
 export interface RaftMember {
+  /** The member's id. */
   id: string
   /** Observers follow and know the leader but never vote or lead (goelect's NoVote). Default 'voter'. */
   kind?: 'voter' | 'observer'

@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// Bundles the `ballot` command (dist/cli/main.js) with everything only the command needs (commander,
+// pino, pino-pretty, prom-client, ms, pure-rand, ...), so that those are devDependencies and a library
+// user installs only the library's own dependencies (package.json "dependencies", left outside the
+// bundle and loaded from node_modules), plus the optional store clients they choose.
+//
+// Bundled packages keep their licences: dist/cli/THIRD-PARTY-LICENSES.txt holds each one's name,
+// version, licence and licence text, as their licences ask.
+import { readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { build } from 'esbuild'
+
+const pkg = JSON.parse(readFileSync('package.json', 'utf8'))
+const external = [
+  ...Object.keys(pkg.dependencies ?? {}),
+  ...Object.keys(pkg.peerDependencies ?? {}),
+  ...Object.keys(pkg.optionalDependencies ?? {}),
+]
+const result = await build({
+  entryPoints: ['src/cli/main.ts'],
+  outfile: 'dist/cli/main.js',
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  external,
+  sourcemap: true,
+  sourcesContent: true,
+  metafile: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+  // The bundled CommonJS packages call require(); an ES module has none of its own.
+  banner: {
+    js: "import { createRequire as __ballotCreateRequire } from 'node:module'; const require = __ballotCreateRequire(import.meta.url);",
+  },
+})
+
+// Which packages went into the bundle: every input under node_modules, by package directory.
+const packages = new Map()
+for (const input of Object.keys(result.metafile.inputs)) {
+  const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input)
+  if (!m || packages.has(m[1])) continue
+  const meta = JSON.parse(readFileSync(join(m[1], 'package.json'), 'utf8'))
+  const licenceFile = ['LICENSE', 'LICENSE.md', 'LICENSE.txt', 'license', 'License', 'LICENCE', 'LICENSE-MIT']
+    .map((f) => join(m[1], f))
+    .find((f) => {
+      try {
+        readFileSync(f)
+        return true
+      } catch {
+        return false
+      }
+    })
+  const notice = ['NOTICE', 'NOTICE.md', 'NOTICE.txt']
+    .map((f) => join(m[1], f))
+    .map((f) => {
+      try {
+        return `\n\n${readFileSync(f, 'utf8').trim()}`
+      } catch {
+        return ''
+      }
+    })
+    .join('')
+  const text =
+    (licenceFile
+      ? readFileSync(licenceFile, 'utf8').trim()
+      : `License: ${meta.license} (no licence file shipped)`) + notice
+  packages.set(m[1], { name: meta.name, version: meta.version, license: meta.license, text })
+}
+const sorted = [...packages.values()].sort((a, b) => a.name.localeCompare(b.name))
+writeFileSync(
+  join(dirname('dist/cli/main.js'), 'THIRD-PARTY-LICENSES.txt'),
+  `The ballot command (dist/cli/main.js) bundles these packages:\n\n${sorted
+    .map((p) => `${'='.repeat(78)}\n${p.name}@${p.version} (${p.license})\n\n${p.text}\n`)
+    .join('\n')}`,
+)
