@@ -2,8 +2,9 @@
 # Installs what a fresh Debian machine lacks to run every ballot test: system packages for the
 # network-namespace tests (iproute2, nftables), util-linux's setpriv (for `ballot exec`) and strace (to
 # see that a state save syncs its directory), Chromium (the dashboard's browser tests drive Debian's build
-# through playwright-core, which cannot download a browser of its own here), the store servers the lease-driver tests start
-# (scripts/install-services.sh), then the npm dependencies. Safe to run again; does nothing already done.
+# through playwright-core, which cannot download a browser of its own here), the store servers the
+# lease-driver tests start (scripts/install-services.sh), then the npm dependencies. Safe to run again;
+# does nothing already done.
 set -euo pipefail
 
 need=()
