@@ -174,7 +174,8 @@ export class DemoDashboard {
     const members: MemberCard[] = (base?.members ?? nodes.map((n) => emptyCard(n.id, n.http))).map((m) => {
       const state = processes[m.id]?.state ?? 'exited'
       const mine = own(m.id)?.members.find((x) => x.self)
-      const card: MemberCard = { ...m, self: false }
+      // In the demo no card is "this node"; the viewpoint's own card is marked as such instead.
+      const card: MemberCard = { ...m, self: m.id === this.view }
       delete card.note
       if (state !== 'running' || !mine) {
         card.role = 'down'
@@ -185,10 +186,7 @@ export class DemoDashboard {
         card.tags = mine.tags
         if (mine.note) card.note = mine.note
       }
-      if (m.id === this.view) {
-        card.lastContactMs = 0
-        card.reachable = true
-      }
+      if (m.id === this.view) card.reachable = true
       return card
     })
     const composed: ClusterSnapshot = {

@@ -143,6 +143,7 @@ function renderStatus() {
   const stale = link === 'live' && Date.now() - lastEventAt > SILENT_STREAM_MS
   const pill = $('link')
   pill.dataset.state = stale ? 'lost' : link
+  document.body.dataset.link = stale ? 'lost' : link
   pill.textContent =
     link === 'connecting' ? 'connecting…' : link === 'lost' || stale ? 'reconnecting…' : 'live'
   if (!snap) {
@@ -201,11 +202,16 @@ function renderHero(outdated) {
   const l = snap.leader
   const seen = mode === 'demo' ? `as ${snap.view} sees it` : `seen from ${snap.view} (this node)`
   h.replaceChildren()
-  if (l) {
+  if (outdated) {
+    // What the page last heard may be long gone: say that first, and what it was second.
+    h.className = 'lost'
+    h.textContent = mode === 'demo' ? 'The demo is not answering' : `${snap.view} is not answering`
+    sub.textContent = `Last heard at ${clock(lastEventAt)}${l ? `, when ${l.id} led with token ${l.token}` : ', when nobody led'}.`
+  } else if (l) {
     const card = snap.members.find((m) => m.id === l.id)
     const proc = processOf(l.id)
     const gone = proc && proc.state !== 'running'
-    h.className = gone || outdated ? 'lost' : ''
+    h.className = gone ? 'lost' : ''
     h.append(el('strong', {}, l.id), gone ? ` led, but it is ${proc.state}` : ' leads')
     h.append(el('span', { class: 'token', title: 'fencing token' }, `token ${l.token}`))
     sub.textContent = gone
@@ -214,7 +220,7 @@ function renderHero(outdated) {
           card?.note ? ` · ${card.note}` : ''
         } · ${seen}`
   } else {
-    h.className = outdated ? 'lost' : 'none'
+    h.className = 'none'
     h.textContent = 'No leader right now'
     sub.textContent = `An election is under way (term ${snap.term}) · ${seen}`
   }
@@ -260,6 +266,7 @@ function makeCard(id) {
     ['contact', 'last contact'],
     ['reach', 'reachable'],
     ['process', 'process'],
+    ['pid', 'pid'],
   ]) {
     const dt = el('dt', { 'data-f': key }, label)
     const dd = el('dd', { 'data-f': key })
@@ -310,16 +317,17 @@ function fillCard(card, m) {
   field('term', m.term)
   field(
     'contact',
-    m.self && mode !== 'demo'
-      ? 'this node'
+    m.self
+      ? mode === 'demo'
+        ? '— (the viewpoint)'
+        : '— (this node)'
       : m.lastContactMs === undefined
-        ? m.self
-          ? '—'
-          : 'never'
+        ? 'never'
         : `${duration(m.lastContactMs)} ago`,
   )
   field('reach', m.reachable ? 'yes' : 'no')
-  field('process', proc ? `${proc.state}${proc.pid ? ` · pid ${proc.pid}` : ''}` : undefined)
+  field('process', proc?.state)
+  field('pid', proc?.pid === undefined ? undefined : String(proc.pid))
   const tags = /** @type {HTMLElement} */ (card.querySelector('.tags'))
   tags.replaceChildren(...Object.entries(m.tags).map(([k, v]) => el('span', {}, `${k}=${v}`)))
   for (const b of card.querySelectorAll('button')) {
@@ -452,9 +460,9 @@ function renderTimeline() {
     const t = start + f * span
     const anchor = f === 0 ? 'start' : f === 1 ? 'end' : 'middle'
     s.append(svg('line', { x1: f * W, x2: f * W, y1: 42, y2: 48, class: 'grid', stroke: '#cbd5e0' }))
-    s.append(
-      svg('text', { x: f * W, y: 62, 'text-anchor': anchor, class: 'axis' }, f === 1 ? 'now' : clock(t)),
-    )
+    // Over a short span every tick would read the same clock time: say how long ago instead.
+    const label = f === 1 ? 'now' : span < 60_000 ? `${duration(end - t)} ago` : clock(t)
+    s.append(svg('text', { x: f * W, y: 62, 'text-anchor': anchor, class: 'axis' }, label))
   }
   const recent = leaderships
     .slice(-4)
