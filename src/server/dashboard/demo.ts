@@ -66,6 +66,8 @@ export class DemoDashboard {
   private readonly readers = new Map<string, SseReader>()
   private readonly latest = new Map<string, { snap: ClusterSnapshot; at: number }>()
   private readonly lastAction = new Map<string, { action: DemoAction; at: number }>()
+  /** Each node's process as last seen ("state pid"), to notice when what a node said is out of date. */
+  private readonly known = new Map<string, string>()
   private readonly log = new LeadershipHistory()
   private readonly streams = new Set<http.ServerResponse>()
   private view: string | undefined
@@ -105,6 +107,11 @@ export class DemoDashboard {
   /** The nodes or their processes changed (started, killed, paused...): show it now. */
   changed(): void {
     for (const n of this.opts.controls.nodes()) {
+      // What a node said before it was killed, paused or restarted is no evidence of what it says now
+      // (a restarted leader's last word would still claim leadership): wait for its next word.
+      const process = `${n.state} ${n.pid}`
+      if (this.known.get(n.id) !== process) this.latest.delete(n.id)
+      this.known.set(n.id, process)
       if (this.readers.has(n.id)) continue
       this.readers.set(
         n.id,
