@@ -187,7 +187,7 @@ describe("a node's dashboard, in Chromium", () => {
       const w = await openPage(browser, `http://${b.http}/`)
       assert.equal(await waitForLeaderCard(w.page), 'a')
       await until('b in line', async () => (await roles(w.page)).b === 'follower')
-      await w.page.waitForSelector('[data-node-id="b"] h3:has-text("#2 in line")')
+      await w.page.waitForSelector('[data-node-id="b"] .sub:text("#2 in line")')
       await w.page.waitForSelector('#algo:text("lease")')
       await w.shot('node-8-lease')
       assert.deepEqual(w.errors, [])

@@ -281,7 +281,14 @@ function makeCard(id) {
     ['restart', 'restart', 'Start the node again (killing it first if it runs)'],
   ])
     actions.append(el('button', { type: 'button', 'data-action': action, 'data-node': id, title }, label))
-  card.append(top, el('p', { class: 'note' }), dl, el('div', { class: 'tags' }), actions)
+  card.append(
+    top,
+    el('p', { class: 'sub' }),
+    el('p', { class: 'note' }),
+    dl,
+    el('div', { class: 'tags' }),
+    actions,
+  )
   return card
 }
 
@@ -295,10 +302,14 @@ function fillCard(card, m) {
   card.dataset.role = m.role
   card.dataset.self = String(m.self)
   if (proc) card.dataset.process = proc.state
-  const h3 = /** @type {HTMLElement} */ (card.querySelector('h3'))
-  h3.replaceChildren(m.id)
-  if (m.self && mode !== 'demo') h3.append(el('span', { class: 'self' }, 'this node'))
-  if (m.place !== undefined) h3.append(el('span', { class: 'self' }, `#${m.place} in line`))
+  const sub = /** @type {HTMLElement} */ (card.querySelector('.sub'))
+  sub.textContent = [
+    m.self ? (mode === 'demo' ? 'the viewpoint' : 'this node') : '',
+    m.place === undefined ? '' : `#${m.place} in line`,
+    m.kind === 'observer' ? 'observer: never votes or leads' : '',
+  ]
+    .filter(Boolean)
+    .join(' · ')
   const badge = /** @type {HTMLElement} */ (card.querySelector('.badge'))
   badge.textContent = m.role
   const note = /** @type {HTMLElement} */ (card.querySelector('.note'))
@@ -322,7 +333,9 @@ function fillCard(card, m) {
         ? '— (the viewpoint)'
         : '— (this node)'
       : m.lastContactMs === undefined
-        ? 'never'
+        ? snap.algo === 'lease'
+          ? '— (the store keeps time)'
+          : 'never'
         : `${duration(m.lastContactMs)} ago`,
   )
   field('reach', m.reachable ? 'yes' : 'no')
@@ -432,8 +445,9 @@ function renderTimeline() {
   const H = 74
   const end = now()
   const first = leaderships[0]?.from ?? end
-  const start = Math.max(first, end - TIMELINE_WINDOW_MS)
-  const span = Math.max(1000, end - start)
+  // At least a second, so that a leadership just begun is not drawn across the whole width.
+  const span = Math.min(TIMELINE_WINDOW_MS, Math.max(1000, end - first))
+  const start = end - span
   /** @param {number} t */
   const x = (t) => ((Math.max(start, Math.min(end, t)) - start) / span) * W
   const s = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'Leaderships over time' })
