@@ -24,9 +24,9 @@ import { CLI } from './helpers/daemon.js'
 import { waitFor } from './helpers/raft-cluster.js'
 
 /**
- * How soon after kill -9 of the leader the page must show another. Raft's fast profile names a new
- * leader within milliseconds of a crash and holds its lease after electionTimeoutMin (100 ms); the
- * page hears of it at once. The rest is room for a loaded two-core machine.
+ * How soon after kill -9 of the leader the page must show another. Raft names a new leader within
+ * milliseconds of a crash and holds its lease about electionTimeoutMin (500 ms by default) after the
+ * old leader's last heartbeat; the page hears of it at once. The rest is room for a loaded machine.
  */
 const FAILOVER_BOUND_MS = 5000
 
@@ -51,7 +51,8 @@ describe('the dashboard of ballot demo, in Chromium', () => {
   const pids = new Set<number>()
 
   before(async () => {
-    demo = spawn(process.execPath, [CLI, 'demo', '--timing', 'fast'], {
+    // The demo as users run it: default timings, which a loaded machine does not mistake for failures.
+    demo = spawn(process.execPath, [CLI, 'demo'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     })
     demo.stdout?.on('data', (d: Buffer) => {

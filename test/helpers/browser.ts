@@ -74,14 +74,12 @@ export async function until<T>(
   }
 }
 
-/** The role of every card, by node id (from the cards' data-node-id and data-role attributes). */
+/** The role of every card, by node id (their data-node-id and data-role attributes, read at one instant). */
 export async function roles(page: Page): Promise<Record<string, string>> {
-  const out: Record<string, string> = {}
-  for (const card of await page.locator('[data-node-id]').all()) {
-    const id = await card.getAttribute('data-node-id')
-    if (id) out[id] = (await card.getAttribute('data-role')) ?? ''
-  }
-  return out
+  const pairs = await page.$$eval('[data-node-id]', (cards) =>
+    cards.map((c) => [c.getAttribute('data-node-id') ?? '', c.getAttribute('data-role') ?? '']),
+  )
+  return Object.fromEntries(pairs)
 }
 
 /** Waits until the page shows exactly one leader card (other than `not`), and returns its node id. */
