@@ -30,6 +30,11 @@ async function cluster(size: number): Promise<DaemonCluster> {
 }
 
 const proc = (c: DaemonCluster, id: string) => c.procs.get(id) as DaemonProc
+/**
+ * Raft's default timings (the helper's are the fast profile's): a leader on a loaded machine keeps its
+ * lease through a page's few clicks instead of losing it to a late heartbeat.
+ */
+const STEADY = ['--timing', 'default']
 /** A failed connection to a node that is down is the browser's own console error; nothing else is. */
 const onlyNetworkErrors = (errors: string[]) =>
   errors.filter(
@@ -64,7 +69,7 @@ async function leaderPage(c: DaemonCluster, fragment = '') {
 describe("a node's dashboard, in Chromium", () => {
   test('raft without a token: read-only; says when the node is cut off, then gone; reconnects by itself', async () => {
     const c = await cluster(3)
-    for (const m of c.members) c.start(m.id, ['--tags', `zone=z${m.id.slice(1)}`])
+    for (const m of c.members) c.start(m.id, [...STEADY, '--tags', `zone=z${m.id.slice(1)}`])
     await c.waitForAgreement()
     const n1 = proc(c, 'n1')
     // The page and its assets: from the node itself, small, locked down by CSP, no controls.
@@ -100,7 +105,7 @@ describe("a node's dashboard, in Chromium", () => {
     await w.page.waitForSelector('#headline:text("n1 is not answering")')
     await w.shot('node-3-gone')
 
-    for (const m of c.members) c.start(m.id)
+    for (const m of c.members) c.start(m.id, STEADY)
     await w.page.waitForSelector('#link[data-state="live"]', { timeout: 60_000 })
     await waitForLeaderCard(w.page, { timeoutMs: 60_000 })
     await w.page.waitForSelector('#banner', { state: 'hidden' })
@@ -111,7 +116,7 @@ describe("a node's dashboard, in Chromium", () => {
   test('raft with a token: controls only for a client that holds it, and resign hands over', async () => {
     const token = 'dashboard-token-0123'
     const c = await cluster(3)
-    for (const m of c.members) c.start(m.id, ['--http-token', token])
+    for (const m of c.members) c.start(m.id, [...STEADY, '--http-token', token])
     const lead = await c.waitForAgreement()
     const leader = proc(c, lead.id)
     const html = await leader.get('/')
@@ -133,7 +138,7 @@ describe("a node's dashboard, in Chromium", () => {
 
     const { w, id } = await leaderPage(c, `#token=${encodeURIComponent(token)}`)
     assert.equal(new URL(w.page.url()).hash, '', 'the token leaves the address bar')
-    assert.equal(await w.page.locator('button[data-action="resign"]:visible').count(), 1)
+    await w.page.waitForSelector(`[data-node-id="${id}"] button[data-action="resign"]`, { state: 'visible' })
     assert.ok(!(await w.page.content()).includes(token))
     await w.shot('node-5-token')
     await w.page.click(`[data-node-id="${id}"] button[data-action="resign"]`)
@@ -184,6 +189,7 @@ describe("a node's dashboard, in Chromium", () => {
       const a = candidate('a', ports[0])
       await waitForAsync('a to lead', async () => (await a.leader())?.status === 200)
       const b = candidate('b', ports[1])
+      await waitForAsync('b to answer', async () => (await b.leader()) !== undefined)
       const w = await openPage(browser, `http://${b.http}/`)
       assert.equal(await waitForLeaderCard(w.page), 'a')
       await until('b in line', async () => (await roles(w.page)).b === 'follower')

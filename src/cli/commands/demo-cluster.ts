@@ -46,6 +46,7 @@ export class DemoCluster implements DemoControls {
     for (const p of this.procs) this.spawn(p)
   }
 
+  /** Every node, with its process as it is now. */
   nodes(): DemoNodeInfo[] {
     return this.procs.map((p) => ({
       id: p.member.id,
@@ -55,6 +56,7 @@ export class DemoCluster implements DemoControls {
     }))
   }
 
+  /** Kills (SIGKILL), pauses (SIGSTOP), resumes (SIGCONT), restarts node `id`, or asks it to resign. */
   async act(id: string, action: DemoAction): Promise<string> {
     const p = this.procs.find((x) => x.member.id === id)
     if (!p) throw new Error(`no node ${id}`)

@@ -125,6 +125,7 @@ export class DemoDashboard {
     this.schedulePush()
   }
 
+  /** Stops reading the nodes, ends every page's stream and closes the server. */
   async close(): Promise<void> {
     clearInterval(this.tick)
     for (const r of this.readers.values()) r.close()

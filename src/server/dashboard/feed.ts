@@ -116,6 +116,7 @@ export class ClusterFeed {
     }
   }
 
+  /** The leaderships this node has seen since it started, oldest first. */
   history(): HistorySnapshot {
     return { leaderships: this.log.list() }
   }
