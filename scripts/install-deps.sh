@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to run every ballot test: system packages for the
 # network-namespace tests (iproute2, nftables), util-linux's setpriv (for `ballot exec`) and strace (to
-# see that a state save syncs its directory), the store servers the lease-driver tests start
-# (scripts/install-services.sh), then the npm dependencies. Safe to run again; does nothing already done.
+# see that a state save syncs its directory), Chromium (the dashboard's browser tests drive Debian's build
+# through playwright-core, which cannot download a browser of its own here), the store servers the
+# lease-driver tests start (scripts/install-services.sh), then the npm dependencies. Safe to run again;
+# does nothing already done.
 set -euo pipefail
 
 need=()
@@ -10,6 +12,7 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v strace >/dev/null 2>&1 || need+=(strace)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -53,6 +53,7 @@ export async function startNode(
       token: config.httpToken,
       readyWhenLeader: config.readyWhenLeader,
       leaderAddressAsIp: config.algo === 'bully',
+      algo: config.algo,
       beforeResign: hooks.beforeResign,
     })
     const hp = parseHostPort(config.http, '--http')

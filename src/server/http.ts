@@ -4,9 +4,10 @@
  *   GET  /status    this node and the cluster state (JSON)
  *   GET  /healthz   the process runs; GET /readyz  it has joined (and, optionally, it leads)
  *   GET  /metrics   Prometheus text
- *   GET  /events    server-sent events: every state and leader change
+ *   GET  /events    server-sent events: every state and leader change (`?cluster=1`: and the dashboard's
+ *                   view, every second and at each change)
  *   POST /resign    step down (bearer token; off when no token is configured)
- *   GET  /          the dashboard (a placeholder for now)
+ *   GET  /          the dashboard (./dashboard/), with its script, stylesheet and icon
  */
 import { timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
@@ -14,6 +15,8 @@ import type { Registry } from 'prom-client'
 import type { DaemonElection } from '../daemon/elections.js'
 import type { Logger } from '../daemon/log.js'
 import type { LeaderInfo, LeadershipChange } from '../election.js'
+import { ClusterFeed } from './dashboard/feed.js'
+import { DASHBOARD_PATHS, serveDashboard } from './dashboard/page.js'
 
 export interface HttpApiOptions {
   election: DaemonElection
@@ -27,7 +30,12 @@ export interface HttpApiOptions {
   leaderAddressAsIp?: boolean
   /** Called before a resign goes ahead (`ballot exec` stops its child first). */
   beforeResign?: () => Promise<void>
+  /** The driver's name ('raft', 'bully', 'lease') for the dashboard. Default 'raft'. */
+  algo?: string
 }
+
+/** How often a dashboard stream gets the cluster's view even when nothing changed (last contact ages). */
+const CLUSTER_EVERY_MS = 1000
 
 /** JSON that can carry bigint fencing tokens (as strings: tokens may exceed 2^53 in principle). */
 export function toJson(value: unknown): string {
@@ -64,7 +72,11 @@ export class HttpApi {
   readonly server: http.Server
   private readonly opts: HttpApiOptions
   private readonly streams = new Set<http.ServerResponse>()
+  /** The streams that asked for the dashboard's view (`/events?cluster=1`); a subset of `streams`. */
+  private readonly clusterStreams = new Set<http.ServerResponse>()
+  private readonly feed: ClusterFeed
   private keepAlive: NodeJS.Timeout | undefined
+  private clusterTick: NodeJS.Timeout | undefined
 
   constructor(opts: HttpApiOptions) {
     this.opts = opts
@@ -75,6 +87,8 @@ export class HttpApi {
         else res.end()
       })
     })
+    // The feed listens first, so that a change's history is recorded before the change is broadcast.
+    this.feed = new ClusterFeed(opts.election, opts.algo ?? 'raft')
     opts.election.on('change', (c) => this.broadcast(c))
   }
 
@@ -96,6 +110,8 @@ export class HttpApi {
 
   async close(): Promise<void> {
     clearInterval(this.keepAlive)
+    clearInterval(this.clusterTick)
+    this.feed.close()
     for (const s of this.streams) s.end()
     this.server.closeAllConnections()
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
@@ -103,7 +119,7 @@ export class HttpApi {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://ballot')
-    const route = ROUTES[url.pathname]
+    const route = DASHBOARD_PATHS.includes(url.pathname) ? 'GET' : ROUTES[url.pathname]
     if (!route || (route === 'POST' && url.pathname === '/resign' && !this.opts.token)) {
       this.text(res, 404, 'not found\n')
       return
@@ -164,7 +180,7 @@ export class HttpApi {
         res.end(await this.opts.metrics.metrics())
         return
       case '/events':
-        this.openStream(req, res)
+        this.openStream(req, res, url.searchParams.get('cluster') === '1')
         return
       case '/resign': {
         if (!this.authorized(req)) {
@@ -177,14 +193,18 @@ export class HttpApi {
           return
         }
         await this.opts.beforeResign?.()
+        this.feed.noteResign()
         await election.resign()
         this.opts.log.info('resigned on request')
         this.text(res, 202, 'resigning\n')
         return
       }
-      case '/':
-        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' })
-        res.end(DASHBOARD)
+      default:
+        serveDashboard(url.pathname, req, res, {
+          // Controls exist only where a token can authorize them; the page never learns the token.
+          controls: this.opts.token ? 'token' : 'none',
+          title: `ballot · ${election.id}`,
+        })
         return
     }
   }
@@ -196,7 +216,7 @@ export class HttpApi {
     return given.length === want.length && timingSafeEqual(given, want)
   }
 
-  private openStream(req: http.IncomingMessage, res: http.ServerResponse): void {
+  private openStream(req: http.IncomingMessage, res: http.ServerResponse, cluster: boolean): void {
     res.writeHead(200, {
       'Content-Type': 'text/event-stream',
       'Cache-Control': 'no-cache',
@@ -208,7 +228,33 @@ export class HttpApi {
       `event: state\ndata: ${toJson({ role: election.state(), isLeader: election.isLeader(), leader: election.leader() ?? null })}\n\n`,
     )
     this.streams.add(res)
-    req.on('close', () => this.streams.delete(res))
+    if (cluster) {
+      // A dashboard that loses this node should be back soon after the node is.
+      res.write('retry: 1000\n\n')
+      res.write(this.clusterEvent())
+      res.write(this.historyEvent())
+      this.clusterStreams.add(res)
+      this.clusterTick ??= setInterval(() => {
+        const event = this.clusterEvent()
+        for (const s of this.clusterStreams) s.write(event)
+      }, CLUSTER_EVERY_MS).unref()
+    }
+    req.on('close', () => {
+      this.streams.delete(res)
+      this.clusterStreams.delete(res)
+      if (this.clusterStreams.size === 0) {
+        clearInterval(this.clusterTick)
+        this.clusterTick = undefined
+      }
+    })
+  }
+
+  private clusterEvent(): string {
+    return `event: cluster\ndata: ${toJson(this.feed.snapshot())}\n\n`
+  }
+
+  private historyEvent(): string {
+    return `event: history\ndata: ${toJson(this.feed.history())}\n\n`
   }
 
   private broadcast(c: LeadershipChange): void {
@@ -220,6 +266,10 @@ export class HttpApi {
       isLeader: this.opts.election.isLeader(),
     })
     for (const s of this.streams) s.write(`event: change\ndata: ${data}\n\n`)
+    if (this.clusterStreams.size > 0) {
+      const view = this.clusterEvent() + this.historyEvent()
+      for (const s of this.clusterStreams) s.write(view)
+    }
   }
 
   private text(res: http.ServerResponse, status: number, body: string): void {
@@ -234,7 +284,6 @@ export class HttpApi {
 }
 
 const ROUTES: Record<string, 'GET' | 'POST'> = {
-  '/': 'GET',
   '/leader': 'GET',
   '/status': 'GET',
   '/healthz': 'GET',
@@ -243,10 +292,3 @@ const ROUTES: Record<string, 'GET' | 'POST'> = {
   '/events': 'GET',
   '/resign': 'POST',
 }
-
-const DASHBOARD = `<!doctype html>
-<html><head><meta charset="utf-8"><title>ballot</title></head>
-<body><h1>ballot</h1>
-<p>The dashboard is coming. Meanwhile: <a href="/leader">/leader</a> · <a href="/status">/status</a> ·
-<a href="/metrics">/metrics</a> · <a href="/events">/events</a></p></body></html>
-`
