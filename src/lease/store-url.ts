@@ -15,6 +15,7 @@ import { ConsulBackend } from './stores/consul.js'
 import { EtcdBackend } from './stores/etcd.js'
 import { ZooKeeperBackend } from './stores/zookeeper.js'
 
+/** The stores a `--store` URL can name. */
 export type StoreScheme = 'etcd' | 'zookeeper' | 'consul'
 
 /** A parsed `--store` URL. */
@@ -38,7 +39,15 @@ const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[^:\s/@,[\]]+):(\d{1,5})$/
 const EXAMPLES = 'etcd://host:port[,host:port], zookeeper://host:port[,host:port] or consul://host:port'
 
 /** Session TTLs Consul grants (ms): 10 s to 24 h. */
-export const CONSUL_TTL_RANGE_MS = { min: 10_000, max: 86_400_000 } as const
+export const CONSUL_TTL_RANGE_MS: {
+  /** The shortest TTL Consul grants (ms). */
+  readonly min: number
+  /** The longest TTL Consul grants (ms). */
+  readonly max: number
+} = {
+  min: 10_000,
+  max: 86_400_000,
+}
 
 /**
  * The TTL a store election uses when none is given (ms): 5 s, except on Consul, whose shortest TTL is

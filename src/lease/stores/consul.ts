@@ -41,6 +41,7 @@ export const CONSUL_LOCK_FLAGS = 3304740253564472344n
 const MIN_TTL_S = 10
 const MAX_TTL_S = 86_400
 
+/** How a Consul backend reaches its agent and which `consul lock` prefix it takes part in. */
 export interface ConsulBackendOptions {
   /** The agent's HTTP API, e.g. `http://127.0.0.1:8500`. Default `http://127.0.0.1:8500`. */
   address?: string
@@ -158,8 +159,11 @@ class Aborted extends Error {}
 
 export class ConsulBackend implements LeaseBackend {
   readonly store = STORE
+  /** The `consul lock` prefix this election uses. */
   readonly prefix: string
+  /** The lock key itself, `PREFIX/.lock`, as `consul lock` uses it. */
   readonly lockKey: string
+  /** Where ballot's own candidates queue (a sibling of the prefix, never inside it). */
   readonly linePrefix: string
   private readonly baseUrl: string
   /** The agent's URL (the token is a header, never in it). */

@@ -34,6 +34,7 @@ const STORE = 'zookeeper'
 const LOCK_NAME = 'latch-'
 const NO_OWNER = '0000000000000000'
 
+/** How a ZooKeeper backend reaches its ensemble and which LeaderLatch path it takes part in. */
 export interface ZooKeeperBackendOptions {
   /** Connection string, `host:port[,host:port...][/chroot]`. */
   connect: string
@@ -60,7 +61,12 @@ export interface ZooKeeperBackendOptions {
    * for latch paths whose ACLs ask for it. The nodes ballot creates stay open to all (OPEN_ACL_UNSAFE), as
    * Curator's LeaderLatch makes them, so Curator participants can read them.
    */
-  digest?: { username: string; password: string }
+  digest?: {
+    /** The digest user. */
+    username: string
+    /** Its password (never logged). */
+    password: string
+  }
 }
 
 type ZkModule = typeof Zk
@@ -132,7 +138,9 @@ function errCode(err: unknown): number | undefined {
 
 export class ZooKeeperBackend implements LeaseBackend {
   readonly store = STORE
+  /** The latch path (Curator's LeaderLatch layout lives under it). */
   readonly path: string
+  /** Where candidates' address and tags live, beside the latch path (never inside it). */
   readonly metaPath: string
   private readonly connectString: string
   private readonly sessionTimeoutMs: number
