@@ -101,6 +101,20 @@ describe('ballot command line', () => {
     })
   }
 
+  test('a library option refused is named by its flag: --data-dir that is a file, --nodes sharing an address', () => {
+    const file = join(dir, 'not-a-dir')
+    writeFileSync(file, 'x')
+    const r = ballot(['run', '--data-dir', file])
+    assert.equal(r.status, 2, r.stderr)
+    assert.match(
+      r.stderr,
+      /^ballot: --data-dir: cannot use ".*not-a-dir" as the data directory: it exists and is not a directory\n$/,
+    )
+    const twice = ballot(['run', '--nodes', 'a=127.0.0.1:7401,b=127.0.0.1:7401', '--id', 'a'])
+    assert.equal(twice.status, 2, twice.stderr)
+    assert.match(twice.stderr, /^ballot: --nodes: .*127\.0\.0\.1:7401 is also the address of/)
+  })
+
   test('--version prints the package version', () => {
     const r = ballot(['--version'])
     assert.equal(r.status, 0)

@@ -167,6 +167,39 @@ describe('the packed package', () => {
     assert.equal(r.status, 0, `tsc:\n${r.stdout}${r.stderr}`)
   })
 
+  test('CommonJS TypeScript can require() it too (module NodeNext, TypeScript 5.8 or newer)', () => {
+    writeFileSync(
+      join(project, 'require.cts'),
+      [
+        "import ballot = require('ballot')",
+        'const options: ballot.RaftElectionOptions = { id: "a", members: [{ id: "a", address: "127.0.0.1:7301" }] }',
+        'console.log(new ballot.RaftElection(options).id)',
+        '',
+      ].join('\n'),
+    )
+    writeFileSync(
+      join(project, 'tsconfig.cjs.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          types: ['node'],
+          typeRoots: [join(ROOT, 'node_modules/@types')],
+          strict: true,
+          outDir: 'out-cjs',
+        },
+        files: ['require.cts'],
+      }),
+    )
+    const r = run(process.execPath, [TSC, '-p', 'tsconfig.cjs.json'], project)
+    assert.equal(r.status, 0, `tsc:\n${r.stdout}${r.stderr}`)
+    const out = run(process.execPath, [join('out-cjs', 'require.cjs')], project)
+    assert.equal(out.status, 0, out.stderr)
+    assert.equal(out.stdout, 'a\n')
+    assert.equal(out.stderr, '')
+  })
+
   for (const [i, e] of examples.entries()) {
     test(`README example ${i + 1} (${e.lang}, README.md line ${e.line}) runs and exits 0`, () => {
       const file =

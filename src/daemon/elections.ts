@@ -65,7 +65,40 @@ export function findSelf(members: Member[], config: Pick<DaemonConfig, 'id' | 'p
   )
 }
 
+/** The flag a library option comes from, so a refused option is named as the user wrote it. */
+const FLAG_OF: Record<string, string> = {
+  dataDir: '--data-dir',
+  key: '--key',
+  members: '--nodes',
+  nodes: '--nodes',
+  timing: '--timing',
+  listen: '--host/--port',
+  id: '--id',
+  pid: '--pid',
+  multicast: '--multicast',
+  iface: '--iface',
+}
+
+/**
+ * The election the config describes. The drivers check their options and name the option at fault
+ * (`dataDir`, `members[1].address`); here that is turned into the flag (`--data-dir`, `--nodes`).
+ */
 export function createElection(config: DaemonConfig): DaemonElection {
+  try {
+    return buildElection(config)
+  } catch (err) {
+    if (!(err instanceof InvalidOptionsError)) throw err
+    const root = /^[a-zA-Z]+/.exec(err.field)?.[0] ?? ''
+    const flag = FLAG_OF[root]
+    if (!flag) throw err
+    const detail = err.message.slice(err.field.length + 2)
+    throw new InvalidOptionsError(flag, err.field === root ? detail : `${err.field}: ${detail}`, {
+      cause: err,
+    })
+  }
+}
+
+function buildElection(config: DaemonConfig): DaemonElection {
   const tags = Object.fromEntries(
     config.tags.map((t) => [t.slice(0, t.indexOf('=')), t.slice(t.indexOf('=') + 1)]),
   )

@@ -303,15 +303,12 @@ async function watchHttp(flags: { http: string; json?: boolean; timeout?: string
       why = err instanceof UnreachableError ? err.message : String(err)
     }
     failures++
-    const down = Date.now() - disconnectedSince
-    if (limit !== undefined && down + delayMs > limit)
-      throw new UnreachableError(
-        `cannot reach ${url}: ${why}; gave up after ${Math.round(down)} ms (--timeout)`,
-      )
-    console.error(
-      `ballot: cannot reach ${url}: ${why}; retrying in ${delayMs / 1000} s (attempt ${failures})`,
-    )
-    await new Promise((resolve) => setTimeout(resolve, delayMs))
+    const left = limit === undefined ? delayMs : limit - (Date.now() - disconnectedSince)
+    if (left <= 0)
+      throw new UnreachableError(`cannot reach ${url}: ${why}; gave up after --timeout ${flags.timeout}`)
+    const wait = Math.min(delayMs, left)
+    console.error(`ballot: cannot reach ${url}: ${why}; retrying in ${wait / 1000} s (attempt ${failures})`)
+    await new Promise((resolve) => setTimeout(resolve, wait))
     delayMs = Math.min(5000, delayMs * 2)
   }
 }

@@ -45,10 +45,12 @@ function integer(flag: string, value: string, min: number, max: number): number 
  */
 export function votersFlag(flags: { voters: string; nodes?: string }, max = 50): number {
   if (flags.nodes === undefined) return integer('--voters', flags.voters, 1, max)
+  // Checked first, so a bad value is still one line.
+  const n = integer('--nodes', flags.nodes, 1, max)
   process.stderr.write(
     'ballot: --nodes is deprecated here (it is a member list in run and exec): use --voters\n',
   )
-  return integer('--nodes', flags.nodes, 1, max)
+  return n
 }
 
 export function registerSim(program: Command): void {
