@@ -129,8 +129,10 @@ describe('bully over TCP', () => {
     const c = cluster()
     const ports = await freePorts(2)
     const addrs = ports.map((p) => `127.0.0.1:${p}`)
+    // The default timing: this test is about frames, not speed, and with 'fast' a loaded machine makes
+    // k1 claim between two of k2's heartbeats.
     addrs.forEach((a, i) => {
-      c.start(`k${i + 1}`, { listen: a, nodes: addrs, pid: i + 1, key: 'the-key' })
+      c.start(`k${i + 1}`, { listen: a, nodes: addrs, pid: i + 1, key: 'the-key', timing: 'default' })
     })
     const first = await c.waitForLeader(addrs[1])
     const target = c.nodes.get('k1') as NonNullable<ReturnType<typeof c.nodes.get>>
@@ -164,11 +166,18 @@ describe('bully over TCP', () => {
       const s = target.events.filter((e) => e.ev === 'state').at(-1)
       target.send('state')
       const d = (s?.transport as { dropped?: Record<string, number> } | undefined)?.dropped ?? {}
-      return (d.oversized ?? 0) >= 1 ? d : undefined
+      return (d.oversized ?? 0) >= 1 ? s : undefined
     })
-    assert.deepEqual(state, { auth: 3, oversized: 1 })
-    const now = c.agreedLeader()
-    assert.deepEqual(now, first, 'the same leader, same epoch')
+    assert.deepEqual((state.transport as { dropped: Record<string, number> }).dropped, {
+      auth: 3,
+      oversized: 1,
+    })
+    const members = (state.cluster as { members: Array<{ id: string }> }).members.map((m) => m.id)
+    assert.ok(!members.includes('mallory'), `k1 never learned of the forger: ${members.join(', ')}`)
+    // The same leader. (Not necessarily the same epoch: on a loaded machine a heartbeat can come late,
+    // k1 claim and k2 claim again above it.)
+    const now = await c.waitForLeader(addrs[1])
+    assert.ok(now.token >= first.token, `epoch ${now.token} after ${first.token}`)
     assert.ok(
       !c.live().some((n) => n.events.some((e) => e.ev === 'change' && e.leader === 'mallory')),
       'nobody followed the forger',

@@ -24,20 +24,25 @@ describe('raft across processes', { concurrency: false }, () => {
   afterEach(closeClusters)
 
   test('3 processes elect one leader that all agree on, and it alone holds the lease', async () => {
-    const c = await cluster({ size: 3 })
+    // The default timing here and below wherever a test needs the leader to stay put while it looks:
+    // with 'fast' (100 ms election timeout) a loaded machine holds elections of its own.
+    const c = await cluster({ size: 3, timing: 'default' })
     c.startAll()
     const leader = await c.waitForAgreement()
     assert.ok(leader.token >= 1)
-    // A new leader's lease starts electionTimeoutMin after its win: wait for it, then check it is alone.
-    let states = await Promise.all(c.live().map((n) => n.state()))
-    for (let i = 0; i < 400 && !states.some((s) => s.isLeader); i++) {
+    // A new leader's lease starts electionTimeoutMin after its win: wait until a node holds it, and it
+    // must be the one all agree on, alone. The nodes are asked one after another, so if the leader
+    // changed in between (a late heartbeat on a loaded machine) the answers are not of one moment:
+    // ask again, up to the deadline.
+    for (const deadline = Date.now() + 60_000; ; ) {
+      const states = await Promise.all(c.live().map((n) => n.state()))
+      const holders = states.filter((s) => s.isLeader).map((s) => (s.cluster as { self: string }).self)
+      const agreed = c.agreedLeader()
+      if (holders.length === 1 && holders[0] === agreed?.id) break
+      const seen = `lease held by [${holders.join(', ')}] while all name ${agreed ? `${agreed.id}@${agreed.token}` : 'no one leader'}`
+      assert.ok(Date.now() < deadline, `the agreed leader alone holds the lease: ${seen}`)
       await new Promise((r) => setTimeout(r, 50))
-      states = await Promise.all(c.live().map((n) => n.state()))
     }
-    assert.deepEqual(
-      states.filter((s) => s.isLeader).map((s) => (s.cluster as { self: string }).self),
-      [leader.id],
-    )
   })
 
   test('5 processes: kill -9 of the leader gives a new agreed leader with a higher term', async () => {
@@ -52,7 +57,7 @@ describe('raft across processes', { concurrency: false }, () => {
   })
 
   test('a graceful stop hands leadership over to another node', async () => {
-    const c = await cluster({ size: 3 })
+    const c = await cluster({ size: 3, timing: 'default' })
     c.startAll()
     const first = await c.waitForAgreement()
     const old = c.nodes.get(first.id) as RaftProcess
@@ -94,7 +99,14 @@ describe('raft across processes', { concurrency: false }, () => {
   })
 
   test('a restarted node rejoins as a follower without deposing the leader', async () => {
-    const c = await cluster({ size: 3 })
+    // That no election happens is the point here, so the cluster must not hold one of its own: a loaded
+    // machine (load 30) still did, now and then, with the default timing (a leader silent for 500 ms
+    // is replaced). Slower timings make that need a silence of 2 s; the restarted node still hears
+    // the leader long before its own timer would fire.
+    const c = await cluster({
+      size: 3,
+      timing: { heartbeatIntervalMs: 100, electionTimeoutMinMs: 2000, electionTimeoutMaxMs: 3000 },
+    })
     c.startAll()
     const first = await c.waitForAgreement()
     const followerId = c.members.map((m) => m.id).find((id) => id !== first.id) as string
@@ -103,7 +115,7 @@ describe('raft across processes', { concurrency: false }, () => {
     const back = c.start(followerId)
     await waitFor('the restarted node to name the leader', () => back.leaderName() === first.id)
     const again = await c.waitForAgreement()
-    assert.deepEqual(again, first, 'same leader, same term')
+    assert.deepEqual(again, first, `same leader, same term; seen:\n${c.history()}`)
   })
 
   test('bad frames from a raw socket change nothing and are counted', async () => {
@@ -200,7 +212,7 @@ describe('raft across processes', { concurrency: false }, () => {
   })
 
   test('a node that is not in the member list is refused with a counted error', async () => {
-    const c = await cluster({ size: 3 })
+    const c = await cluster({ size: 3, timing: 'default' })
     c.startAll()
     const first = await c.waitForAgreement()
     const target = c.nodes.get(first.id) as RaftProcess
@@ -224,7 +236,16 @@ describe('raft across processes', { concurrency: false }, () => {
     assert.match(err.message as string, /intruder/)
     const s = await target.state()
     assert.deepEqual((s.transport as { refusedPeers: Record<string, number> }).refusedPeers, { intruder: 1 })
-    assert.deepEqual(await c.waitForAgreement(), first)
+    // The intruder changed nothing: the cluster still agrees on a leader, and none of it came near the
+    // term the intruder named. (A loaded machine may still hold an ordinary election meanwhile, so
+    // compare with 50, not with the first term.)
+    const agreed = await c.waitForAgreement()
+    assert.ok(agreed.token < 50, `no node took up the intruder's term (token ${agreed.token})`)
+    for (const n of c.live())
+      assert.ok(
+        !n.events.some((e) => e.ev === 'change' && e.leader === 'intruder'),
+        `${n.id} never followed the intruder`,
+      )
   })
 
   test('one forged frame naming a term near 2^53 (no key) is refused, and the cluster still elects', async () => {

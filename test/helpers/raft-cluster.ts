@@ -202,6 +202,22 @@ export class RaftCluster {
     return waitFor('an agreed leader', () => this.agreedLeader(among?.()), timeoutMs)
   }
 
+  /** Each node's changes and lease gains and losses, with times (ms), oldest first: for failure messages. */
+  history(): string {
+    return [...this.nodes.values()]
+      .map((n) => {
+        const lines = n.events
+          .filter((e) => e.ev === 'change' || e.ev === 'lead')
+          .map((e) =>
+            e.ev === 'lead'
+              ? `${e.t.toFixed(0)} ${e.leading ? 'lease' : 'no lease'}`
+              : `${e.t.toFixed(0)} ${e.role} ${e.leader ?? '-'}@${e.token ?? '-'}`,
+          )
+        return `${n.id} (pid ${n.pid}${n.exited ? ', exited' : ''}): ${lines.join(', ')}`
+      })
+      .join('\n')
+  }
+
   async close(): Promise<void> {
     for (const n of this.nodes.values()) n.kill('SIGKILL')
     await Promise.all([...this.nodes.values()].map((n) => n.waitExit().catch(() => undefined)))
