@@ -47,7 +47,7 @@ describe('ballot command line', () => {
       'an unknown algorithm in sim, in the same style',
       ['sim', '--algo', 'paxos'],
       {},
-      /^ballot: --algo: must be one of "bully", "raft", got "paxos"$/m,
+      /^ballot: --algo: must be one of "bully", "lease", "raft", got "paxos"$/m,
     ],
     ['an unknown flag', ['run', '--bogus'], {}, /^ballot: --bogus: unknown option; see --help$/m],
     [
