@@ -122,6 +122,9 @@ export class EtcdBackend implements LeaseBackend {
   }
 
   /** This candidate's key while it has a session (`<election>/<lease hex>`). */
+  /** The create revision of the entry the last join wrote (undefined after a leave). */
+  private joinedRevision: bigint | undefined
+
   get key(): string | undefined {
     return this.leaseHex === undefined ? undefined : this.prefix + this.leaseHex
   }
@@ -221,6 +224,9 @@ export class EtcdBackend implements LeaseBackend {
     const mine = entries.find((e) => e.key === key)
     if (!mine)
       throw new SessionLostError('etcd', `etcd lease ${this.leaseHex} is gone: ${key} was not written`)
+    // The key is the same for every join under one lease: a leave must delete only this entry, never
+    // one written by a later join (a leave that timed out, or was retried, can land after it).
+    this.joinedRevision = mine.order
     this.emit(revision, entries)
     this.checkForeign(kvs)
     await this.arm(revision, kvs)
@@ -232,9 +238,12 @@ export class EtcdBackend implements LeaseBackend {
     const key = this.key
     if (key === undefined || this.leaseHex === undefined) return
     const metaKey = this.metaPrefix + this.leaseHex
+    // Unknown (a join whose answer never came) deletes whatever this lease wrote, as before.
+    const joined = this.joinedRevision
+    this.joinedRevision = undefined
     await this.call(() =>
       client
-        .if(key, 'Create', '>', 0)
+        .if(key, 'Create', joined === undefined ? '>' : '==', joined === undefined ? 0 : joined.toString())
         .then(client.delete().key(key), client.delete().key(metaKey))
         .else(client.delete().key(metaKey))
         .options(this.callOptions())
