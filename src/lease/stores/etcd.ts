@@ -121,10 +121,10 @@ export class EtcdBackend implements LeaseBackend {
     return this.opts.hosts.join(',')
   }
 
-  /** This candidate's key while it has a session (`<election>/<lease hex>`). */
   /** The create revision of the entry the last join wrote (undefined after a leave). */
   private joinedRevision: bigint | undefined
 
+  /** This candidate's key while it has a session (`<election>/<lease hex>`). */
   get key(): string | undefined {
     return this.leaseHex === undefined ? undefined : this.prefix + this.leaseHex
   }
