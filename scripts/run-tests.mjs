@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Runs every test file under test/ with node's built-in runner (Node 20 has no glob support in
 // `node --test`, so the files are listed here). TypeScript is loaded through tsx; tests that start
-// real processes run the built CLI from dist/, so `npm test` builds first.
+// real processes run the built CLI from dist/, so `npm test` builds first. One file at a time: many files
+// start clusters of real processes and store servers, and two such files at once on a 2-core machine
+// starve each other's timers (the whole run stays well under 20 minutes this way).
 import { spawnSync } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -24,7 +26,7 @@ if (files.length === 0) {
 }
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=300000', ...files],
+  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=300000', ...files],
   { stdio: 'inherit' },
 )
 process.exit(result.status ?? 1)
