@@ -156,6 +156,8 @@ describe("a node's dashboard, in Chromium", () => {
     })
     await c.waitForAgreement()
     const w = await openPage(browser, `http://${proc(c, 'n1').http}/`)
+    // Bully promises that the highest live node ends up leading; a lower one may claim first.
+    await waitForRole(w.page, 'n3', 'leader', undefined, 60_000)
     assert.equal(await waitForLeaderCard(w.page), 'n3')
     await w.page.waitForSelector('#algo:text("bully")')
     await w.shot('node-7-bully')
