@@ -162,6 +162,7 @@ describe("a node's dashboard, in Chromium", () => {
     await w.page.waitForSelector('#algo:text("bully")')
     await w.shot('node-7-bully')
     proc(c, 'n3').kill()
+    await waitForRole(w.page, 'n2', 'leader', undefined, 60_000) // the next highest, in the end
     assert.equal(await waitForLeaderCard(w.page, { not: 'n3' }), 'n2')
     await waitForRole(w.page, 'n3', 'down')
     assert.deepEqual(w.errors, [])
