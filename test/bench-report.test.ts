@@ -174,6 +174,7 @@ describe('benchmark report', () => {
     assert.match(svg, /anchor/)
     assertBalanced(svg)
     assert.deepEqual(cdfPoints([3, 1, 2]), [
+      [1, 0],
       [1, 1 / 3],
       [2, 2 / 3],
       [3, 1],

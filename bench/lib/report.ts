@@ -68,7 +68,9 @@ export function writeReport(r: Results, docsDir: string): string {
       "floor: the survivors see the dead peer's connections close and take that as a hint (raft, bully over TCP);",
       'SIGSTOP (a hung host) gives no such hint. For raft two figures: when every survivor names the new leader, and',
       'when that leader may act (its `isLeader()` turns true, once any older lease has surely run out). Lease',
-      'drivers and the etcd3 package report when the next candidate leads.\n',
+      'drivers and the etcd3 package report when the next candidate leads; after a kill -9 or SIGSTOP that waits for',
+      'the session to expire at the store, TTL after the last keep-alive, which came up to a keep-alive period',
+      '(TTL/3) before the fault: a ratio from about 0.67 is as good as it gets (Consul: about 2 × TTL + lock-delay).\n',
     )
     const rows = r.failover.map((f) => {
       const s = summarize(f.samples)
@@ -94,9 +96,9 @@ export function writeReport(r: Results, docsDir: string): string {
     md.push(markdownTable(rows), '')
     const notes = [...new Set(r.failover.filter((f) => f.note).map((f) => `${f.driver}: ${f.note}`))]
     if (notes.length) md.push(notes.map((n) => `- ${n}`).join('\n'), '')
-    const crash = r.failover.filter(
-      (f) => f.fault === 'crash' && f.figure === (f.family === 'raft' ? 'acts' : 'named'),
-    )
+    // Raft's "acts" figure (the leader may act) is the one comparable with the others' "next leads".
+    const comparable = (f: FailoverFigure) => !(f.family === 'raft' && f.figure === 'named')
+    const crash = r.failover.filter((f) => f.fault === 'crash' && comparable(f))
     const crashSeries = crash.map((f) => ({ name: f.driver, points: cdfPoints(f.samples), step: true }))
     md.push(
       plot(
@@ -117,9 +119,7 @@ export function writeReport(r: Results, docsDir: string): string {
         'failover',
       ),
     )
-    const silent = r.failover.filter(
-      (f) => f.fault === 'silent' && f.figure === (f.family === 'raft' ? 'acts' : 'named'),
-    )
+    const silent = r.failover.filter((f) => f.fault === 'silent' && comparable(f))
     if (silent.length)
       md.push(
         plot(
@@ -314,6 +314,11 @@ export function writeReport(r: Results, docsDir: string): string {
     'npm run bench:compare -- old.json new.json     # what changed between two runs',
     '```',
     '',
+    'How long the full run takes (estimated from the quick run on the shared 2-core machine, scaled to 30 runs per',
+    'figure; a quiet machine is somewhat faster): failover ~75 min (Consul alone ~25 min: each kill -9 waits out 2 × its',
+    '10 s TTL), scale ~45 min (3 drivers × 6 sizes; every failover restarts a process), sim ~3 min, groups ~15 min,',
+    'stability 40 min (2 drivers × with and without the hog × 10 min): about 3 hours in all. `--quick` takes ~20 min.',
+    '',
     'Each benchmark also runs alone and prints a table: `npm run bench:raft`, `bench:bully`, `bench:lease`,',
     '`bench:sim`, `bench:scale`, `bench:groups`, `bench:stability`, `bench:exec` (see each file under bench/).',
     '',
@@ -331,7 +336,12 @@ function timelineSection(
   const t = r.timeline
   if (!t) return ''
   const t0 = t.t0
-  const end = t.named - t0 + 250
+  // Up to when the new leader may act (or every survivor named it, if later), and a little after.
+  const acts = t.nodes
+    .filter((n) => n.id !== t.gone)
+    .flatMap((n) => n.events.filter((e) => e.ev === 'lead' && e.leading === true && (e.t as number) > t0))
+    .map((e) => e.t as number)
+  const end = Math.max(t.named, ...acts) - t0 + 250
   const start = -300
   const lanes: Lane[] = t.nodes.map((n) => {
     const changes = n.events.filter((e) => e.ev === 'change')

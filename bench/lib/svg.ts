@@ -161,10 +161,11 @@ export function lineChart(o: LineChartOptions): string {
   return `${out.join('\n')}\n`
 }
 
-/** The empirical CDF of `samples` as step points (x = value, y = fraction ≤ value). */
+/** The empirical CDF of `samples` as step points (x = value, y = fraction ≤ value), from 0 at the least. */
 export function cdfPoints(samples: number[]): Array<[number, number]> {
   const sorted = [...samples].filter(Number.isFinite).sort((a, b) => a - b)
-  return sorted.map((v, i) => [v, (i + 1) / sorted.length])
+  if (sorted.length === 0) return []
+  return [[sorted[0] as number, 0], ...sorted.map((v, i): [number, number] => [v, (i + 1) / sorted.length])]
 }
 
 /** One lane of a timeline: a node, what it believed over time, and point events. */
