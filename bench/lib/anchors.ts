@@ -19,7 +19,7 @@ export const ANCHORS: Record<'raft' | 'bully' | 'lease' | 'etcd3', Anchor> = {
     short: 'Raft paper: 150–300 ms election timeouts',
     ms: 300,
     source:
-      'Ongaro & Ousterhout, "In Search of an Understandable Consensus Algorithm" (USENIX ATC 2014), §9.3: a conservative election timeout such as 150–300 ms, elections completing in about that range',
+      'Ongaro & Ousterhout, "In Search of an Understandable Consensus Algorithm" (USENIX ATC 2014), §9.3: recommends a conservative election timeout such as 150–300 ms (a crashed leader is replaced within about that time plus one election round)',
   },
   bully: {
     short: 'MultiBully: 2.34 s measured failover',

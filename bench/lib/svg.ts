@@ -110,6 +110,7 @@ export function lineChart(o: LineChartOptions): string {
   const sy = scale(ys, o.logY ?? false, H - bottom, top, true)
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<title>${esc(o.title)}</title>`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${W / 2 - right / 2 + left / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${esc(o.title)}</text>`,
   ]
@@ -200,6 +201,7 @@ export function timelineChart(o: {
   const labels = [...new Set(o.lanes.flatMap((l) => l.segments.map((s) => s.label)))]
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<title>${esc(o.title)}</title>`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${(left + W - right) / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${esc(o.title)}</text>`,
   ]
@@ -226,7 +228,7 @@ export function timelineChart(o: {
     for (const m of l.marks ?? []) {
       const x = sx.map(m.t).toFixed(1)
       out.push(
-        `<path d="M${x} ${y + 3} l5 -6 h-10 z" fill="black"/><title>${esc(m.label)}</title>`,
+        `<path d="M${x} ${y + 3} l5 -6 h-10 z" fill="black"/>`,
         `<text x="${Number(x) + 6}" y="${y + 4}" font-size="9">${esc(m.label)}</text>`,
       )
     }
