@@ -65,7 +65,7 @@ export function writeReport(r: Results, docsDir: string): string {
       'Each figure is timed from the fault to the moment named; p50/p90/p99 over the runs, and each as a ratio to',
       "its own floor: the configured detection time (raft's minimum election timeout, bully's leader timeout) or",
       'the lease/session TTL, which no safe design can beat after a silent failure. A kill -9 on one host can beat the',
-      "floor: the survivors see the dead peer's connections close and take that as a hint (raft, bully over TCP);",
+      'floor: its connection closes and the redial is refused at once, which survivors take as a hint (raft, bully over TCP);',
       'SIGSTOP (a hung host) gives no such hint. For raft two figures: when every survivor names the new leader, and',
       'when that leader may act (its `isLeader()` turns true, once any older lease has surely run out). Lease',
       'drivers and the etcd3 package report when the next candidate leads; after a kill -9 or SIGSTOP that waits for',
