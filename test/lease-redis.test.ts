@@ -179,6 +179,31 @@ describe('lease on Redis', () => {
     await b.e.stop()
   })
 
+  test('keyspace notifications on: the lock expiring wakes the next in line at once (no keep-alive, no hint)', async () => {
+    const notifying = await RedisServer.start({ notify: 'Kx' })
+    servers.push(notifying)
+    const election = name()
+    const keys = redisKeys(election)
+    const dead = 'feedface'.repeat(4)
+    const sk = keys.sessionPrefix + dead
+    notifying.cli('HSET', sk, 'ttl', '60000', 'id', 'crashed', 'seq', '1', 'token', '1')
+    notifying.cli('PEXPIRE', sk, '60000')
+    notifying.cli('ZADD', keys.line, '1', dead)
+    notifying.cli('SET', keys.leader, dead, 'PX', '60000')
+    // TTL 30 s: b's keep-alives come every 10 s, and its PTTL hint says 60 s.
+    const b = candidate(election, 'b', notifying, {}, 30_000)
+    await b.e.start()
+    await waitUntil('b to name the crashed holder', () => b.e.leader()?.id === 'crashed')
+    const t0 = performance.now()
+    // Shortened behind b's back (no message): only the server's expired event can tell b in time.
+    notifying.cli('PEXPIRE', sk, '200')
+    notifying.cli('PEXPIRE', keys.leader, '200')
+    await waitUntil('b leads', () => b.e.isLeader(), 5000, 5)
+    const took = performance.now() - t0
+    assert.ok(took < 2000, `b led ${took.toFixed(0)} ms after the lock was set to expire in 200 ms`)
+    await b.e.stop()
+  })
+
   test('stop leaves nothing behind but the counters', async () => {
     const election = name()
     const cs = ['a', 'b'].map((id) => candidate(election, id))

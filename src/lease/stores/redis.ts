@@ -188,7 +188,9 @@ export class RedisBackend implements LeaseBackend {
     }
     client.on('close', () => this.unreachable(lastError))
     sub.on('close', () => this.unreachable(lastError))
+    // A successful request does not end a doubt by itself: reconnected() checks the session first.
     client.on('ready', () => this.reconnected())
+    sub.on('ready', () => this.reconnected())
     sub.on('message', (channel: string, text: string) => this.onMessage(channel, text))
     await this.call('subscribe', () =>
       sub.subscribe(this.keys.channel, `__keyspace@${this.opts.db ?? 0}__:${this.keys.leader}`),
@@ -217,9 +219,12 @@ export class RedisBackend implements LeaseBackend {
       holder: string
     }
     if (this.session === s && this.last) {
-      // Only the hint of when the lock may next be free.
-      this.last = { ...this.last, holder: res.holder, pttl: res.pttl }
-      this.armHint()
+      if (res.holder !== this.last.holder) this.reread()
+      else {
+        // Only the hint of when the lock may next be free.
+        this.last = { ...this.last, pttl: res.pttl }
+        this.armHint()
+      }
     }
   }
 
@@ -240,7 +245,10 @@ export class RedisBackend implements LeaseBackend {
     if (!mine) throw new SessionLostError(STORE, `session ${s.sid} is gone: the join was not written`)
     this.joinedSeq = mine.seq
     this.report(snap)
-    const entry = this.toLine(snap).find((e) => e.key === this.keys.sessionPrefix + s.sid)
+    // A message newer than this reply may have been reported already (the lock given to us meanwhile):
+    // the entry returned must be the one in the newest line reported, with its order and token.
+    const key = this.keys.sessionPrefix + s.sid
+    const entry = this.last ? this.toLine(this.last).find((e) => e.key === key) : undefined
     return entry ?? this.waiting(mine)
   }
 
@@ -396,26 +404,29 @@ export class RedisBackend implements LeaseBackend {
     )
   }
 
-  /** The command connection is ready again: read afresh; resumed if the session survived, else lost. */
+  /**
+   * A connection is ready again: once both are, read afresh (messages may have been missed meanwhile);
+   * resumed if the session survived, else lost.
+   */
   private reconnected(): void {
     if (this.closed || !this.doubt || this.checking) return
+    if (this.client?.status !== 'ready' || this.sub?.status !== 'ready') return
     this.checking = true
-    // Versions count again from this read (the server may have lost them, or be another one).
-    this.lastVersion = -1n
     const sid = this.session?.sid ?? ''
     this.run('read', READ, sid)
       .then(
         (text) => {
+          this.doubt = false
+          // Versions count again from this read (the server may have lost them, or be another one).
+          this.lastVersion = -1n
           if (!sid) {
-            this.doubt = false
-            this.events?.resumed()
             this.report(parseSnapshot(text))
+            this.events?.resumed()
             return
           }
           const res = JSON.parse(text) as { snap: string; alive: boolean }
           this.report(parseSnapshot(res.snap))
           if (this.session?.sid !== sid) return
-          this.doubt = false
           if (res.alive) this.events?.resumed()
           else {
             this.session = undefined
@@ -434,6 +445,21 @@ export class RedisBackend implements LeaseBackend {
       })
   }
 
+  /** A keep-alive showed another holder than the line last reported: a message was missed; read again. */
+  private reread(): void {
+    if (this.closed || this.rereading) return
+    this.rereading = true
+    this.run('read', READ, '')
+      .then(
+        (text) => this.report(parseSnapshot(text)),
+        () => undefined,
+      )
+      .finally(() => {
+        this.rereading = false
+      })
+  }
+  private rereading = false
+
   /** Runs one script (EVALSHA, EVAL when the server does not know it). */
   private async run(what: string, lua: string, ...argv: string[]): Promise<string> {
     const client = this.need()
@@ -446,7 +472,9 @@ export class RedisBackend implements LeaseBackend {
 
   private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
     try {
-      return await fn()
+      const out = await fn()
+      if (this.doubt) this.reconnected()
+      return out
     } catch (err) {
       const mapped = this.toError(what, err)
       if (mapped instanceof SessionLostError && this.session) {
