@@ -7,10 +7,11 @@
  *   idle       requests the store receives per second from one idle candidate (while it leads), and from
  *              one idle follower: etcd, grpc_server_msg_received_total from its /metrics (every method);
  *              ZooKeeper, the server's packet count (`srvr`: requests and pings); Consul, HTTP requests
- *              counted by a proxy in front of the agent (renewals, reads, blocking queries)
+ *              counted by a proxy in front of the agent (renewals, reads, blocking queries); Redis, the
+ *              scripts run (EVALSHA and EVAL calls in INFO commandstats)
  *
  *   node --import tsx bench/lease.ts [--runs 20] [--ttl 2] [--consul-ttl 10] [--lock-delay 1]
- *                                    [--stores etcd,zookeeper,consul]
+ *                                    [--stores etcd,zookeeper,consul,redis]
  *
  * --ttl is the TTL (s) on etcd and ZooKeeper (tickTime 200 ms, so 2 s is within what it grants);
  * Consul's shortest TTL is 10 s; --lock-delay (s) is the Consul sessions' lock-delay.
@@ -22,10 +23,12 @@ import type { LeaseBackend } from '../src/lease/backend.js'
 import { LeaseFollower } from '../src/lease/follower.js'
 import { ConsulBackend } from '../src/lease/stores/consul.js'
 import { EtcdBackend } from '../src/lease/stores/etcd.js'
+import { RedisBackend } from '../src/lease/stores/redis.js'
 import { ZooKeeperBackend } from '../src/lease/stores/zookeeper.js'
 import { ConsulAgent } from '../test/helpers/consul.js'
 import { EtcdServer } from '../test/helpers/etcd-server.js'
 import { RaftProcess, waitFor } from '../test/helpers/raft-cluster.js'
+import { RedisServer, rawCommand } from '../test/helpers/redis.js'
 import { fourLetter, ZooKeeperServer } from '../test/helpers/zookeeper.js'
 import { summarize, table } from './stats.js'
 
@@ -35,7 +38,7 @@ const { values: args } = parseArgs({
     ttl: { type: 'string', default: '2' },
     'consul-ttl': { type: 'string', default: '10' },
     'lock-delay': { type: 'string', default: '1' },
-    stores: { type: 'string', default: 'etcd,zookeeper,consul' },
+    stores: { type: 'string', default: 'etcd,zookeeper,consul,redis' },
   },
 })
 const runs = Number(args.runs)
@@ -325,6 +328,36 @@ if (stores.has('consul')) {
     )
   } finally {
     await agent.close()
+  }
+}
+
+if (stores.has('redis')) {
+  const redis = await RedisServer.start()
+  try {
+    const url = `redis://${redis.endpoint}`
+    const t: Target = {
+      driver: 'ballot',
+      store: 'redis',
+      ttlS,
+      spawn: (election, id) => new RaftProcess(id, { id, store: url, election, ttlMs: ttlS * 1000 }, BALLOT),
+    }
+    await measure(t)
+    const scripts = async () => {
+      const text = await rawCommand(redis.port, 'INFO commandstats')
+      let sum = 0
+      for (const m of text.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)) sum += Number(m[1])
+      return sum
+    }
+    const seconds = Math.max(6, ttlS * 3)
+    idle['redis ballot candidate'] = await idleRate(scripts, seconds, idleCandidate(t))
+    idle['redis ballot follower'] = await idleRate(
+      scripts,
+      seconds,
+      idleFollower(new RedisBackend({ host: redis.endpoint, election: 'bench-idle' })),
+    )
+    notes.push('Redis: one redis-server 7.0, no persistence; idle counts are scripts run (EVALSHA/EVAL)')
+  } finally {
+    await redis.close()
   }
 }
 
