@@ -37,6 +37,8 @@
  * lock while the old holder still believes it leads (two holders for up to a TTL), and the token counter
  * may start again from the new master's clock. Only a fencing check at the resource (refusing a token not
  * above the last one it saw) protects against that. WAIT is not used: it would not make it safe either.
+ * A single server restarted without the lock (no persistence) is the same case for a holder that was cut
+ * off by the network rather than disconnected by the restart.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import type { ConnectionOptions } from 'node:tls'
@@ -86,16 +88,26 @@ function loadIoRedis(): Promise<IoRedisCtor> {
   return ioredisModule
 }
 
-/** The Redis keys and channel of an election. */
-export function redisKeys(election: string): {
+/** The Redis keys and pub/sub channel of one election (all in the hash slot of `{<election>}`). */
+export interface RedisElectionKeys {
+  /** The lock: a string holding the holder's session id, with a PX expiry. */
   leader: string
+  /** The fencing-token counter. */
   token: string
+  /** The line: a sorted set of session ids by join order. */
   line: string
+  /** The join-order counter. */
   seq: string
+  /** The change counter that orders replies and messages. */
   version: string
+  /** Prefix of the session hashes (`<prefix><session id>`). */
   sessionPrefix: string
+  /** The channel every change publishes the new line on. */
   channel: string
-} {
+}
+
+/** The Redis keys and channel of an election. */
+export function redisKeys(election: string): RedisElectionKeys {
   const base = `ballot:{${election}}`
   return {
     leader: `${base}:leader`,
@@ -130,10 +142,11 @@ function hostPort(hp: string): { host: string; port: number } {
   return { host, port: Number(hp.slice(i + 1)) }
 }
 
+/** A candidate's or follower's view of one election on Redis (the recipe above). */
 export class RedisBackend implements LeaseBackend {
   readonly store = STORE
   private readonly opts: RedisBackendOptions
-  private readonly keys: ReturnType<typeof redisKeys>
+  private readonly keys: RedisElectionKeys
   private client: RedisClient | undefined
   private sub: RedisClient | undefined
   private events: BackendEvents | undefined
