@@ -112,6 +112,32 @@ describe('lease on Redis', () => {
     for (const c of cs) await c.e.stop()
   })
 
+  test('a resign costs the store two scripts however many wait: the next in line is handed the lock (no herd)', async () => {
+    const election = name()
+    const cs = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((id) =>
+      candidate(election, id, redis, {}, 30_000),
+    )
+    for (const c of cs) await c.e.start()
+    const from = await waitUntil('a leads', () => cs.find((c) => c.e.isLeader()))
+    await waitUntil('all name a', () => cs.every((c) => c.e.leader()?.id === 'a'))
+    const scripts = () => {
+      const text = redis.cli('INFO', 'commandstats').stdout
+      let sum = 0
+      for (const m of text.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)) sum += Number(m[1])
+      return sum
+    }
+    // One resign first, so that the server knows every script (a first EVALSHA fails, then EVAL).
+    await from.e.resign()
+    await waitUntil('all name b', () => cs.every((c) => c.e.leader()?.id === 'b'))
+    const before = scripts()
+    await cs[1]?.e.resign()
+    await waitUntil('c leads', () => cs[2]?.e.isLeader(), 10_000, 1)
+    await waitUntil('all name c', () => cs.every((c) => c.e.leader()?.id === 'c'))
+    // b's leave (which hands the lock to c) and its join at the back; keep-alives come every 10 s.
+    assert.equal(scripts() - before, 2)
+    for (const c of cs) await c.e.stop()
+  })
+
   test('a follower sees every change of leader, in order, with growing tokens', async () => {
     const election = name()
     const f = follower(election)
@@ -295,6 +321,7 @@ describe('lease on Redis: the server fails under a leader', () => {
     await waitUntil('every candidate to report the store unavailable', () =>
       cs.every((c) => c.errors.some((e) => e.code === 'STORE_UNAVAILABLE')),
     )
+    await waitUntil('a few retries', () => cs.every((c) => c.e.view().failures >= 2))
     await own.start()
     // No persistence: every key is gone, the token counter too; it starts again from the server's clock.
     const next = await waitUntil(
@@ -327,6 +354,43 @@ describe('lease on Redis: the server fails under a leader', () => {
       20_000,
     )
     t.diagnostic(`DEBUG SLEEP 4: the server was frozen ${frozen.toFixed(0)} ms (validity ${validity} ms)`)
+    assert.deepEqual(checker.overlaps, [])
+    assert.ok(checker.tokensGrow(), checker.describe())
+    for (const c of cs) await c.e.stop()
+  })
+})
+
+describe('lease on Redis: a persistent server restarted under a leader', () => {
+  test('SIGTERM saves, the restart restores sessions and lock: the leader stopped at the drop, resumes the same session, and a new leadership has a larger token', async () => {
+    const own = await RedisServer.start({ persistent: true })
+    servers.push(own)
+    const cs = ['a', 'b'].map((id) => candidate('persist', id, own, {}, 5000))
+    const checker = new ClaimChecker(cs.map((c) => c.e))
+    for (const c of cs) await c.e.start()
+    const leader = await waitUntil('a leader', () => cs.find((c) => c.e.isLeader()))
+    const before = leader.e.leader()?.token as bigint
+    await waitUntil('both in line', () =>
+      cs.every((c) => c.e.view().self && c.e.leader()?.id === leader.e.id),
+    )
+    const sessions = cs.map((c) => c.e.view().session?.id)
+    const t0 = performance.now()
+    await own.stop('SIGTERM')
+    await waitUntil('nobody to lead', () => cs.every((c) => !c.e.isLeader()))
+    const stopped = performance.now() - t0
+    assert.ok(stopped < 1000, `the leader stopped ${stopped.toFixed(0)} ms after the server went down`)
+    await own.start()
+    const next = await waitUntil(
+      'a leader after the restart, on a larger token',
+      () => cs.find((c) => c.e.isLeader() && (c.e.leader()?.token ?? 0n) > before),
+      20_000,
+    )
+    assert.ok(next)
+    // The sessions came back with the snapshot (restart within the TTL): resumed, not lost.
+    assert.deepEqual(
+      cs.map((c) => c.e.view().session?.id),
+      sessions,
+    )
+    assert.ok(!cs.some((c) => c.errors.some((e) => e.code === 'SESSION_LOST')), JSON.stringify(cs[0]?.errors))
     assert.deepEqual(checker.overlaps, [])
     assert.ok(checker.tokensGrow(), checker.describe())
     for (const c of cs) await c.e.stop()

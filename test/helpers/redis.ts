@@ -13,7 +13,7 @@ import tls from 'node:tls'
 import { freePorts, OwnedProcess, removeTempDir, service, tempDir, waitUntil } from './services.js'
 
 export interface RedisServerOptions {
-  /** Keep data across a restart (an RDB snapshot written on shutdown and on `save`). Default false. */
+  /** Keep data across a restart (an RDB snapshot written on a SIGTERM shutdown). Default false. */
   persistent?: boolean
   /** requirepass. */
   password?: string
@@ -139,7 +139,7 @@ export class RedisServer {
       '--dir',
       this.dir,
       '--save',
-      '',
+      o.persistent ? '3600 1' : '',
       '--appendonly',
       'no',
       '--enable-debug-command',
