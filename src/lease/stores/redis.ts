@@ -193,7 +193,11 @@ export class RedisBackend implements LeaseBackend {
     this.client = client
     this.sub = sub
     let lastError: unknown
-    for (const c of [client, sub]) c.on('error', (err) => (lastError = err))
+    for (const c of [client, sub])
+      c.on('error', (err) => {
+        lastError = err
+        guardStream(c)
+      })
     try {
       await Promise.all([client.connect(), sub.connect()])
     } catch (err) {
@@ -526,6 +530,20 @@ export class RedisBackend implements LeaseBackend {
       return new StoreRefusedError(STORE, `${where} refused ${what}: ${message}`, { cause: err })
     return new StoreUnavailableError(STORE, `${where} unavailable (${what}): ${message}`, { cause: err })
   }
+}
+
+const guarded = new WeakSet<object>()
+
+/**
+ * ioredis listens for only one 'error' on each socket (`stream.once`); a TLS socket whose certificate
+ * was refused gets a second one (the server's alert), which would be an uncaught exception. Once a socket
+ * has had its first error, a listener that ignores the rest is added (ioredis has reported the first).
+ */
+function guardStream(c: RedisClient): void {
+  const stream = (c as unknown as { stream?: NodeJS.EventEmitter }).stream
+  if (!stream || guarded.has(stream)) return
+  guarded.add(stream)
+  stream.on('error', () => {})
 }
 
 /** Script SHA1s, computed once per script text. */
