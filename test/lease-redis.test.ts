@@ -301,6 +301,29 @@ describe('lease on Redis: bad configuration gives one clear error from start()',
     }
     await good.e.stop()
   })
+
+  test('an ACL user limited to the ballot:* keys and channels leads; one without them is refused in one line', async () => {
+    const acl = await RedisServer.start()
+    servers.push(acl)
+    acl.cli('ACL', 'SETUSER', 'elector', 'on', '>el3ctor-pw', '~ballot:*', '&ballot:*', '+@all')
+    acl.cli('ACL', 'SETUSER', 'other', 'on', '>0ther-pw', '~app:*', '&app:*', '+@all')
+    const election = name()
+    const a = candidate(election, 'a', acl, { username: 'elector', password: 'el3ctor-pw' })
+    await a.e.start()
+    await waitUntil('a leads', () => a.e.isLeader())
+    const e = new LeaseElection({
+      id: 'b',
+      backend: backend(election, acl, { username: 'other', password: '0ther-pw' }),
+    })
+    await assert.rejects(e.start(), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'STORE_REFUSED', err.message)
+      assert.match(err.message, /NOPERM/)
+      assert.ok(!err.message.includes('\n') && !err.message.includes('0ther-pw'), err.message)
+      return true
+    })
+    await e.stop()
+    await a.e.stop()
+  })
 })
 
 describe('lease on Redis: the server fails under a leader', () => {

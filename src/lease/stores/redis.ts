@@ -209,9 +209,9 @@ export class RedisBackend implements LeaseBackend {
     client.on('ready', () => this.reconnected())
     sub.on('ready', () => this.reconnected())
     sub.on('message', (channel: string, text: string) => this.onMessage(channel, text))
-    await this.call('subscribe', () =>
-      sub.subscribe(this.keys.channel, `__keyspace@${this.opts.db ?? 0}__:${this.keys.leader}`),
-    )
+    await this.call('subscribe', () => sub.subscribe(this.keys.channel))
+    // Keyspace notifications are a bonus: an ACL user without that channel still works (by the hint).
+    await sub.subscribe(`__keyspace@${this.opts.db ?? 0}__:${this.keys.leader}`).catch(() => undefined)
     this.hadReady = true
     // The first read: a bad address, a refusal or foreign data fails here, with one error.
     const snap = parseSnapshot(await this.run('read', READ, ''))
