@@ -31,7 +31,7 @@ test('five candidates in five processes on Redis: one leader; kill -9 hands over
     // The lock expires TTL after the last keep-alive reached the server (at most TTL/3 before the kill);
     // the next in line looks at once then (its timer at the lock's PTTL), not at its next keep-alive.
     failover: { min: (TTL * 2) / 3 - 50, max: TTL + 500 },
-    handoverMaxMs: 100,
+    handoverMaxMs: 300,
     procs,
   })
   t.diagnostic(
