@@ -9,7 +9,7 @@ import { LeaseElection } from '../src/lease/candidate.js'
 import { LeaseFollower } from '../src/lease/follower.js'
 import { RedisBackend, type RedisBackendOptions, redisKeys } from '../src/lease/stores/redis.js'
 import { ClaimChecker, candidateOn, followerOn, type Recorded, taken } from './helpers/lease.js'
-import { RedisSentinelGroup, RedisServer } from './helpers/redis.js'
+import { BlackholeProxy, RedisSentinelGroup, RedisServer } from './helpers/redis.js'
 import { freePorts, waitUntil } from './helpers/services.js'
 
 let redis: RedisServer
@@ -380,6 +380,39 @@ describe('lease on Redis: the server fails under a leader', () => {
     assert.deepEqual(checker.overlaps, [])
     assert.ok(checker.tokensGrow(), checker.describe())
     for (const c of cs) await c.e.stop()
+  })
+})
+
+describe('lease on Redis: the leader cut off by the network', () => {
+  test('its requests vanish: it stops leading by its own clock, before its lock can expire; the next leads only after, with a larger token', async () => {
+    const proxy = await BlackholeProxy.start(redis.port)
+    servers.push(proxy)
+    const election = name()
+    const a = candidate(election, 'a', redis, { host: proxy.endpoint })
+    await a.e.start()
+    await waitUntil('a leads', () => a.e.isLeader())
+    const b = candidate(election, 'b')
+    await b.e.start()
+    await waitUntil('b names a', () => b.e.leader()?.id === 'a')
+    const checker = new ClaimChecker([a.e, b.e])
+    const before = a.e.leader()?.token as bigint
+    let aStopped = 0
+    a.e.on('change', (c) => {
+      if (c.role !== 'leader' && !aStopped) aStopped = performance.now()
+    })
+    const t0 = performance.now()
+    const validUntil = t0 + (a.e.leaseRemainingMs() as number)
+    proxy.blackhole()
+    await waitUntil('b leads', () => b.e.isLeader(), 10_000, 5)
+    const bLed = performance.now()
+    assert.ok(aStopped > 0 && aStopped <= validUntil + 50, `a stopped at +${(aStopped - t0).toFixed(0)} ms`)
+    assert.ok(
+      bLed > validUntil,
+      `b led at +${(bLed - t0).toFixed(0)} ms, a could lead until +${(validUntil - t0).toFixed(0)}`,
+    )
+    assert.ok((b.e.leader()?.token ?? 0n) > before)
+    assert.deepEqual(checker.overlaps, [])
+    await b.e.stop()
   })
 })
 

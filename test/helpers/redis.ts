@@ -285,3 +285,53 @@ export class RedisSentinelGroup {
     removeTempDir(this.dir)
   }
 }
+
+/**
+ * A loopback TCP proxy that can turn into a black hole: `blackhole()` keeps every connection open but
+ * drops every byte both ways (requests hang, nothing closes), as a network partition looks to a client.
+ */
+export class BlackholeProxy {
+  private holed = false
+  private readonly sockets = new Set<net.Socket>()
+  private constructor(
+    private readonly server: net.Server,
+    readonly port: number,
+  ) {}
+
+  static async start(targetPort: number): Promise<BlackholeProxy> {
+    let proxy: BlackholeProxy | undefined
+    const server = net.createServer((client) => {
+      const upstream = net.connect({ host: '127.0.0.1', port: targetPort })
+      for (const [from, to] of [
+        [client, upstream],
+        [upstream, client],
+      ] as const) {
+        proxy?.sockets.add(from)
+        from.on('data', (chunk) => {
+          if (!proxy?.holed) to.write(chunk)
+        })
+        from.on('error', () => to.destroy())
+        from.on('close', () => {
+          proxy?.sockets.delete(from)
+          to.destroy()
+        })
+      }
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    proxy = new BlackholeProxy(server, (server.address() as net.AddressInfo).port)
+    return proxy
+  }
+
+  get endpoint(): string {
+    return `127.0.0.1:${this.port}`
+  }
+
+  blackhole(): void {
+    this.holed = true
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy()
+    await new Promise<void>((r) => this.server.close(() => r()))
+  }
+}
