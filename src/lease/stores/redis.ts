@@ -193,11 +193,16 @@ export class RedisBackend implements LeaseBackend {
     this.client = client
     this.sub = sub
     let lastError: unknown
-    for (const c of [client, sub])
+    for (const c of [client, sub]) {
       c.on('error', (err) => {
         lastError = err
         guardStream(c)
       })
+      // A later drop is reported with its own error, not one from before this connection was made.
+      c.on('ready', () => {
+        lastError = undefined
+      })
+    }
     try {
       await Promise.all([client.connect(), sub.connect()])
     } catch (err) {
