@@ -6,12 +6,12 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { waitForAsync } from './helpers/daemon.js'
 import { LeaseCli } from './helpers/lease-cli.js'
-import { RedisServer } from './helpers/redis.js'
+import { RedisSentinelGroup, RedisServer } from './helpers/redis.js'
 import { freePorts } from './helpers/services.js'
 
 let redis: RedisServer
 let url: string
-const servers: RedisServer[] = []
+const servers: Array<{ close(): Promise<void> }> = []
 const cli = new LeaseCli()
 
 before(async () => {
@@ -87,6 +87,22 @@ test('rediss:// with a private CA (NODE_EXTRA_CA_CERTS): leader and watch work o
   const refused = await cli.cli(['leader', '--store', surl, '--election', 'tls'])
   assert.equal(refused.code, 1)
   assert.match(refused.stderr, /certificate/i)
+  a.kill('SIGTERM')
+  await a.waitExit()
+})
+
+test('redis+sentinel://: the daemon finds the master through the Sentinel, leads, and warns what a failover can do', async () => {
+  const group = await RedisSentinelGroup.start()
+  servers.push(group)
+  const surl = `redis+sentinel://${group.sentinelEndpoint}/mymaster`
+  const a = await cli.daemon('sentinel-a', ['--store', surl, '--election', 'sentinel', '--ttl', '2s'])
+  await waitForAsync('the daemon to lead', async () => (await a.leader())?.status === 200)
+  assert.ok(
+    a.logs.some((l) => l.level === 40 && /a failover to a replica that lacks the lock/.test(String(l.msg))),
+    JSON.stringify(a.logs.map((l) => l.msg)),
+  )
+  const leader = await cli.cli(['leader', '--store', surl, '--election', 'sentinel'])
+  assert.equal(leader.stdout.trim(), a.http, leader.stderr)
   a.kill('SIGTERM')
   await a.waitExit()
 })
