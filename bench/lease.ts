@@ -8,10 +8,11 @@
  *   idle       requests the store receives per second from one idle candidate (while it leads), and from
  *              one idle follower: etcd, grpc_server_msg_received_total from its /metrics (every method);
  *              ZooKeeper, the server's packet count (`srvr`: requests and pings); Consul, HTTP requests
- *              counted by a proxy in front of the agent (renewals, reads, blocking queries)
+ *              counted by a proxy in front of the agent (renewals, reads, blocking queries); Redis, the
+ *              scripts run (EVALSHA and EVAL calls in INFO commandstats)
  *
  *   node --import tsx bench/lease.ts [--runs 20] [--ttl 2] [--consul-ttl 10] [--lock-delay 1]
- *                                    [--stores etcd,zookeeper,consul] [--kinds handover,crash,silent]
+ *                                    [--stores etcd,zookeeper,consul,redis] [--kinds handover,crash,silent]
  *
  * --ttl is the TTL (s) on etcd and ZooKeeper (tickTime 200 ms, so 2 s is within what it grants);
  * Consul's shortest TTL is 10 s; --lock-delay (s) is the Consul sessions' lock-delay.
@@ -26,10 +27,12 @@ import type { LeaseBackend } from '../src/lease/backend.js'
 import { LeaseFollower } from '../src/lease/follower.js'
 import { ConsulBackend } from '../src/lease/stores/consul.js'
 import { EtcdBackend } from '../src/lease/stores/etcd.js'
+import { RedisBackend } from '../src/lease/stores/redis.js'
 import { ZooKeeperBackend } from '../src/lease/stores/zookeeper.js'
 import { ConsulAgent } from '../test/helpers/consul.js'
 import { EtcdServer } from '../test/helpers/etcd-server.js'
 import { RaftProcess, waitFor } from '../test/helpers/raft-cluster.js'
+import { RedisServer, rawCommand } from '../test/helpers/redis.js'
 import { fourLetter, ZooKeeperServer } from '../test/helpers/zookeeper.js'
 import type { FaultKind } from './raft.js'
 import { isMain, now, sleep, summarize, table } from './stats.js'
@@ -90,6 +93,7 @@ export const LEASE_STORES: Record<string, (s: LeaseSettings) => Promise<StoreRun
   etcd: startEtcd,
   zookeeper: startZooKeeper,
   consul: startConsul,
+  redis: startRedis,
 }
 
 async function startEtcd(s: LeaseSettings): Promise<StoreRun> {
@@ -156,6 +160,35 @@ async function startZooKeeper(s: LeaseSettings): Promise<StoreRun> {
       note: 'packets the server received (requests and pings)',
     },
     close: () => zk.close(),
+  }
+}
+
+async function startRedis(s: LeaseSettings): Promise<StoreRun> {
+  const redis = await RedisServer.start()
+  const url = `redis://${redis.endpoint}`
+  const ballot: Target = {
+    driver: 'ballot',
+    store: 'redis',
+    ttlS: s.ttlS,
+    floorMs: s.ttlS * 1000,
+    note: 'one redis-server 7.0, no persistence',
+    spawn: (election, id) => new RaftProcess(id, { id, store: url, election, ttlMs: s.ttlS * 1000 }, BALLOT),
+  }
+  return {
+    targets: [ballot],
+    idle: {
+      count: async () => {
+        const text = await rawCommand(redis.port, 'INFO commandstats')
+        let sum = 0
+        for (const m of text.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)) sum += Number(m[1])
+        return sum
+      },
+      seconds: Math.max(6, s.ttlS * 3),
+      candidates: [ballot],
+      follower: () => new RedisBackend({ host: redis.endpoint, election: 'bench-idle' }),
+      note: 'scripts the server ran (EVALSHA and EVAL)',
+    },
+    close: () => redis.close(),
   }
 }
 

@@ -3,6 +3,8 @@
 # its own server on free loopback ports with a temporary data directory):
 #   - from Debian (bookworm): etcd-server, etcd-client, zookeeper, redis-server, libcurator-recipes-java
 #     (Curator's LeaderLatch jars, for the interop test), openjdk-17-jdk-headless if `javac` is missing,
+#     openssl (the Redis TLS tests make their own CA; the Redis Sentinel tests run `redis-server --sentinel`,
+#     so the redis-sentinel package is not needed),
 #     postgresql-15 if /usr/lib/postgresql/15/bin is missing;
 #   - Consul 1.8.7, which bookworm lacks, from Debian's bullseye suite: apt runs with its own state,
 #     cache and sources list (naming bullseye) under $BALLOT_SERVICES_DIR/apt, `apt-get download`s the
@@ -27,6 +29,7 @@ for pkg in etcd-server etcd-client zookeeper redis-server libcurator-recipes-jav
   installed "$pkg" || need+=("$pkg")
 done
 command -v javac >/dev/null 2>&1 || need+=(openjdk-17-jdk-headless)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 
 consul_bin="$services_dir/consul/usr/bin/consul"

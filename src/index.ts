@@ -38,6 +38,12 @@ export {
 } from './lease/store-url.js'
 export { CONSUL_LOCK_FLAGS, ConsulBackend, type ConsulBackendOptions } from './lease/stores/consul.js'
 export { EtcdBackend, type EtcdBackendOptions } from './lease/stores/etcd.js'
+export {
+  RedisBackend,
+  type RedisBackendOptions,
+  type RedisElectionKeys,
+  redisKeys,
+} from './lease/stores/redis.js'
 export { ZooKeeperBackend, type ZooKeeperBackendOptions } from './lease/stores/zookeeper.js'
 export {
   BULLY_TIMING_PROFILES,

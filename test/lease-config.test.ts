@@ -44,7 +44,7 @@ test('store URLs: several hosts, credentials, one-line errors, passwords redacte
   })
   assert.deepEqual(parseStoreUrl('etcd://[::1]:2379').hosts, ['[::1]:2379'])
   assert.throws(() => parseStoreUrl('etcd://h'), /--store: expected host:port in etcd:\/\/\.\.\., got "h"/)
-  assert.throws(() => parseStoreUrl('redis://h:1'), /unknown store "redis:\/\/"/)
+  assert.throws(() => parseStoreUrl('mysql://h:1'), /unknown store "mysql:\/\/"/)
   assert.throws(
     () => parseStoreUrl('u:secret@h:1'),
     (err: Error) => !err.message.includes('secret'),
@@ -92,6 +92,46 @@ test('zookeeper:// and consul:// URLs: hosts, digest credentials, a chroot, http
   assert.throws(() => parseStoreUrl('consul://a:1,b:2'), /give one Consul agent/)
   assert.throws(() => parseStoreUrl('etcd://h:1/x'), /expected host:port in etcd/)
   assert.equal(redactStoreUrl('zookeeper://ops:secret@z:2181/apps'), 'zookeeper://ops:***@z:2181/apps')
+})
+
+test('redis:// rediss:// redis+sentinel:// URLs: one server or sentinels, a database, a password alone, TLS', () => {
+  assert.deepEqual(parseStoreUrl('redis://127.0.0.1:6379'), {
+    scheme: 'redis',
+    hosts: ['127.0.0.1:6379'],
+    username: undefined,
+    password: undefined,
+  })
+  assert.deepEqual(parseStoreUrl('rediss://app:p%40ss@r:6380/2'), {
+    scheme: 'redis',
+    hosts: ['r:6380'],
+    username: 'app',
+    password: 'p@ss',
+    tls: true,
+    db: 2,
+  })
+  assert.deepEqual(parseStoreUrl('redis://:pw@r:6379'), {
+    scheme: 'redis',
+    hosts: ['r:6379'],
+    username: undefined,
+    password: 'pw',
+  })
+  assert.deepEqual(parseStoreUrl('redis+sentinel://s1:26379,s2:26379/mymaster/1'), {
+    scheme: 'redis',
+    hosts: ['s1:26379', 's2:26379'],
+    username: undefined,
+    password: undefined,
+    db: 1,
+    sentinelMaster: 'mymaster',
+  })
+  assert.equal(parseStoreUrl('rediss+sentinel://s1:26379/m').tls, true)
+  assert.throws(() => parseStoreUrl('redis://a:1,b:2'), /--store: give one Redis server/)
+  assert.throws(
+    () => parseStoreUrl('redis://a:1/x'),
+    /--store: expected a database number after the host, got "\/x"/,
+  )
+  assert.throws(() => parseStoreUrl('redis+sentinel://s1:26379'), /--store: name the master/)
+  assert.equal(redactStoreUrl('redis://:secret@r:6379/0'), 'redis://:***@r:6379/0')
+  assert.equal(defaultStoreTtlMs('redis'), 5000)
 })
 
 test('per-store settings: Consul TTLs 10s to 24h (default 10s), lock-delay and token for Consul only, ZooKeeper paths', () => {

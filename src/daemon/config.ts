@@ -279,7 +279,7 @@ export const ELECTION_FLAGS: Array<[string, string]> = [
   ['--algo <name>', 'raft (default), bully, or lease (implied by --store)'],
   [
     '--store <url>',
-    'lease: the store, etcd://[user:pass@]host:port[,...], zookeeper://[user:pass@]host:port[,...][/chroot] or consul://host:port',
+    'lease: the store, etcd://[user:pass@]host:port[,...], zookeeper://[user:pass@]host:port[,...][/chroot], consul://host:port, redis[s]://[user:pass@]host:port[/db] or redis+sentinel://host:port[,...]/master',
   ],
   [
     '--election <name>',

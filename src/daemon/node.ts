@@ -70,6 +70,11 @@ export async function startNode(
         `--lock-delay ${lockDelay} ms is shorter than the TTL ${ttl} ms: if Consul invalidates the leader's session early (a failed serfHealth check), the next one may lead before the old one has stopped`,
       )
   }
+  if (config.algo === 'lease' && /^rediss?\+sentinel:/.test(config.store ?? ''))
+    // Redis replicates asynchronously: a promoted replica may lack the lock (see the README).
+    log.warn(
+      'Redis through Sentinel: a failover to a replica that lacks the lock can let a second node lead for up to a TTL; fence the work with the token',
+    )
   await election.start()
   log.info(
     {

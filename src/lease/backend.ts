@@ -10,6 +10,9 @@
  *     sequence leads; each candidate watches the node just before its own. Token: the node's czxid.
  *   - Consul: `consul lock`'s recipe: a session with a TTL, `acquire` of `<prefix>/.lock` with that
  *     session; waiting candidates block on the key. Token: the key's ModifyIndex after the acquire.
+ *   - Redis (no recipe of its own; ballot's, ./stores/redis.ts): a session hash with a PX expiry, a sorted
+ *     set as the line, the first live candidate takes `SET leader <session> NX PX`; changes are published.
+ *     Token: a counter INCRed in the script that takes the lock.
  *
  * A backend does I/O only. It decides nothing about time: it reports *when each request that proves the
  * session alive was sent* (on the driver's monotonic clock, read just before the request left), and the

@@ -4,6 +4,8 @@
  *   etcd://[user:password@]host:port[,host:port...]
  *   zookeeper://[user:password@]host:port[,host:port...][/chroot]   (user:password: digest auth)
  *   consul://host:port   consul+https://host:port                   (one agent; ACL token apart)
+ *   redis://[user:password@]host:port[/db]   rediss://... (TLS)      (one server)
+ *   redis+sentinel://[user:password@]host:port[,host:port...]/master[/db]   (rediss+sentinel: TLS)
  *
  * Credentials may also come apart (flags, BALLOT_STORE_USER / BALLOT_STORE_PASSWORD / BALLOT_STORE_TOKEN);
  * they are never part of what is logged or printed. A Consul token is never taken from the URL: it has no
@@ -13,10 +15,11 @@ import { InvalidOptionsError } from '../errors.js'
 import type { LeaseBackend } from './backend.js'
 import { ConsulBackend } from './stores/consul.js'
 import { EtcdBackend } from './stores/etcd.js'
+import { RedisBackend } from './stores/redis.js'
 import { ZooKeeperBackend } from './stores/zookeeper.js'
 
 /** The stores a `--store` URL can name. */
-export type StoreScheme = 'etcd' | 'zookeeper' | 'consul'
+export type StoreScheme = 'etcd' | 'zookeeper' | 'consul' | 'redis'
 
 /** A parsed `--store` URL. */
 export interface StoreUrl {
@@ -32,11 +35,26 @@ export interface StoreUrl {
   tls?: boolean
   /** ZooKeeper: the chroot after the hosts (`/apps`), if any. */
   chroot?: string
+  /** Redis: the database number after the host (`/2`), if any. */
+  db?: number
+  /** Redis through Sentinel: the master's name (the hosts are the sentinels). */
+  sentinelMaster?: string
 }
 
-const SCHEMES = ['etcd', 'zookeeper', 'consul', 'consul+https'] as const
+const SCHEMES = [
+  'etcd',
+  'zookeeper',
+  'consul',
+  'consul+https',
+  'redis',
+  'rediss',
+  'redis+sentinel',
+  'rediss+sentinel',
+] as const
+const REDIS_SCHEMES: readonly string[] = ['redis', 'rediss', 'redis+sentinel', 'rediss+sentinel']
 const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[^:\s/@,[\]]+):(\d{1,5})$/
-const EXAMPLES = 'etcd://host:port[,host:port], zookeeper://host:port[,host:port] or consul://host:port'
+const EXAMPLES =
+  'etcd://host:port[,host:port], zookeeper://host:port[,host:port], consul://host:port or redis://host:port'
 
 /** Session TTLs Consul grants (ms): 10 s to 24 h. */
 export const CONSUL_TTL_RANGE_MS: {
@@ -75,7 +93,8 @@ export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
   const given = m[1] as string
   if (!(SCHEMES as readonly string[]).includes(given))
     throw new InvalidOptionsError(field, `unknown store "${given}://" (supported: ${SCHEMES.join(', ')})`)
-  const scheme: StoreScheme = given === 'consul+https' ? 'consul' : (given as StoreScheme)
+  const scheme: StoreScheme =
+    given === 'consul+https' ? 'consul' : REDIS_SCHEMES.includes(given) ? 'redis' : (given as StoreScheme)
   let rest = (m[2] as string).replace(/\/+$/, '')
   let username: string | undefined
   let password: string | undefined
@@ -91,7 +110,9 @@ export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
     const colon = creds.indexOf(':')
     username = decodeURIComponent(colon >= 0 ? creds.slice(0, colon) : creds)
     password = colon >= 0 ? decodeURIComponent(creds.slice(colon + 1)) : undefined
-    if (!username) throw new InvalidOptionsError(field, 'the user name before "@" is empty')
+    // Redis: redis://:password@host (AUTH with the password only) is the usual form.
+    if (!username && scheme === 'redis' && password !== undefined) username = undefined
+    else if (!username) throw new InvalidOptionsError(field, 'the user name before "@" is empty')
   }
   let chroot: string | undefined
   const slash = rest.indexOf('/')
@@ -101,6 +122,8 @@ export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
     if (!/^(\/[^/\s]+)+$/.test(chroot))
       throw new InvalidOptionsError(field, `"${chroot}" is not a ZooKeeper chroot like /apps`)
   }
+  const redis = scheme === 'redis' ? redisPath(given, rest, field) : undefined
+  if (redis) rest = redis.rest
   const hosts = rest.split(',').map((h) => h.trim())
   for (const h of hosts) {
     const hp = HOST_PORT.exec(h)
@@ -112,9 +135,42 @@ export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
       field,
       'give one Consul agent (host:port): the agent forwards to the servers',
     )
+  if (scheme === 'redis' && !redis?.sentinelMaster && hosts.length > 1)
+    throw new InvalidOptionsError(
+      field,
+      'give one Redis server (host:port), or its sentinels as redis+sentinel://host:port,.../master',
+    )
   const out: StoreUrl = { scheme, hosts, username, password }
-  if (given === 'consul+https') out.tls = true
+  if (given === 'consul+https' || given.startsWith('rediss')) out.tls = true
+  if (redis?.db !== undefined) out.db = redis.db
+  if (redis?.sentinelMaster !== undefined) out.sentinelMaster = redis.sentinelMaster
   if (chroot !== undefined) out.chroot = chroot
+  return out
+}
+
+/** Redis URLs: splits `/db` (and, through Sentinel, `/master[/db]`) off the hosts. */
+function redisPath(
+  given: string,
+  rest: string,
+  field: string,
+): { rest: string; db?: number; sentinelMaster?: string } {
+  const slash = rest.indexOf('/')
+  const parts = slash >= 0 ? rest.slice(slash + 1).split('/') : []
+  const out: { rest: string; db?: number; sentinelMaster?: string } = {
+    rest: slash >= 0 ? rest.slice(0, slash) : rest,
+  }
+  if (given.endsWith('+sentinel')) {
+    const master = parts.shift()
+    if (!master)
+      throw new InvalidOptionsError(field, `name the master: ${given}://host:port[,host:port]/master[/db]`)
+    out.sentinelMaster = decodeURIComponent(master)
+  }
+  if (parts.length > 1 || (parts.length === 1 && !/^\d{1,5}$/.test(parts[0] as string)))
+    throw new InvalidOptionsError(
+      field,
+      `expected a database number after the host, got "/${parts.join('/')}"`,
+    )
+  if (parts.length === 1) out.db = Number(parts[0])
   return out
 }
 
@@ -125,7 +181,7 @@ export function redactStoreUrl(url: string): string {
 
 /** What `createBackend()` needs besides the URL. */
 export interface BackendFactoryOptions {
-  /** etcd: the election name; ZooKeeper: the latch path (`/services/x/leader`); Consul: the `consul lock` prefix. */
+  /** etcd, Redis: the election name; ZooKeeper: the latch path (`/services/x/leader`); Consul: the `consul lock` prefix. */
   election: string
   /** The user name for the store, if it needs one (wins over one in the URL). */
   username?: string
@@ -176,6 +232,17 @@ export function createBackend(store: StoreUrl, opts: BackendFactoryOptions): Lea
         prefix: opts.election,
         token: opts.token,
         lockDelayMs: opts.lockDelayMs,
+      })
+    case 'redis':
+      return new RedisBackend({
+        election: opts.election,
+        host: store.sentinelMaster ? undefined : store.hosts[0],
+        sentinels: store.sentinelMaster ? store.hosts : undefined,
+        sentinelMaster: store.sentinelMaster,
+        db: store.db,
+        username,
+        password,
+        tls: store.tls,
       })
   }
 }

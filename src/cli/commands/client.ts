@@ -50,7 +50,7 @@ function storeFlags(cmd: Command): Command {
   return cmd
     .option(
       '--store <url>',
-      'read the leader from this store directly (etcd://, zookeeper:// or consul://host:port), not a node',
+      'read the leader from this store directly (etcd://, zookeeper://, consul:// or redis://host:port), not a node',
     )
     .option(
       '--election <name>',
