@@ -38,6 +38,13 @@ export {
 } from './lease/store-url.js'
 export { CONSUL_LOCK_FLAGS, ConsulBackend, type ConsulBackendOptions } from './lease/stores/consul.js'
 export { EtcdBackend, type EtcdBackendOptions } from './lease/stores/etcd.js'
+export {
+  DEFAULT_POSTGRES_SCHEMA,
+  migratePostgres,
+  PostgresBackend,
+  type PostgresBackendOptions,
+  type PostgresConnection,
+} from './lease/stores/postgres.js'
 export { ZooKeeperBackend, type ZooKeeperBackendOptions } from './lease/stores/zookeeper.js'
 export {
   BULLY_TIMING_PROFILES,

@@ -4,6 +4,7 @@
  *   etcd://[user:password@]host:port[,host:port...]
  *   zookeeper://[user:password@]host:port[,host:port...][/chroot]   (user:password: digest auth)
  *   consul://host:port   consul+https://host:port                   (one agent; ACL token apart)
+ *   postgres://[user[:password]@]host:port[/database]                 (also postgresql://; one server)
  *
  * Credentials may also come apart (flags, BALLOT_STORE_USER / BALLOT_STORE_PASSWORD / BALLOT_STORE_TOKEN);
  * they are never part of what is logged or printed. A Consul token is never taken from the URL: it has no
@@ -13,10 +14,11 @@ import { InvalidOptionsError } from '../errors.js'
 import type { LeaseBackend } from './backend.js'
 import { ConsulBackend } from './stores/consul.js'
 import { EtcdBackend } from './stores/etcd.js'
+import { PostgresBackend } from './stores/postgres.js'
 import { ZooKeeperBackend } from './stores/zookeeper.js'
 
 /** The stores a `--store` URL can name. */
-export type StoreScheme = 'etcd' | 'zookeeper' | 'consul'
+export type StoreScheme = 'etcd' | 'zookeeper' | 'consul' | 'postgres'
 
 /** A parsed `--store` URL. */
 export interface StoreUrl {
@@ -32,11 +34,14 @@ export interface StoreUrl {
   tls?: boolean
   /** ZooKeeper: the chroot after the hosts (`/apps`), if any. */
   chroot?: string
+  /** PostgreSQL: the database after the host (default: the user's name, as libpq). */
+  database?: string
 }
 
-const SCHEMES = ['etcd', 'zookeeper', 'consul', 'consul+https'] as const
+const SCHEMES = ['etcd', 'zookeeper', 'consul', 'consul+https', 'postgres', 'postgresql'] as const
 const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[^:\s/@,[\]]+):(\d{1,5})$/
-const EXAMPLES = 'etcd://host:port[,host:port], zookeeper://host:port[,host:port] or consul://host:port'
+const EXAMPLES =
+  'etcd://host:port[,host:port], zookeeper://host:port[,host:port], consul://host:port or postgres://user@host:port/db'
 
 /** Session TTLs Consul grants (ms): 10 s to 24 h. */
 export const CONSUL_TTL_RANGE_MS: {
@@ -75,7 +80,8 @@ export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
   const given = m[1] as string
   if (!(SCHEMES as readonly string[]).includes(given))
     throw new InvalidOptionsError(field, `unknown store "${given}://" (supported: ${SCHEMES.join(', ')})`)
-  const scheme: StoreScheme = given === 'consul+https' ? 'consul' : (given as StoreScheme)
+  const scheme: StoreScheme =
+    given === 'consul+https' ? 'consul' : given === 'postgresql' ? 'postgres' : (given as StoreScheme)
   let rest = (m[2] as string).replace(/\/+$/, '')
   let username: string | undefined
   let password: string | undefined
@@ -101,6 +107,16 @@ export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
     if (!/^(\/[^/\s]+)+$/.test(chroot))
       throw new InvalidOptionsError(field, `"${chroot}" is not a ZooKeeper chroot like /apps`)
   }
+  let database: string | undefined
+  if (scheme === 'postgres' && slash >= 0) {
+    database = decodeURIComponent(rest.slice(slash + 1))
+    rest = rest.slice(0, slash)
+    if (!database || /[/?#\s]/.test(database))
+      throw new InvalidOptionsError(
+        field,
+        `"${database}" is not a database name (postgres://user@host:port/db)`,
+      )
+  }
   const hosts = rest.split(',').map((h) => h.trim())
   for (const h of hosts) {
     const hp = HOST_PORT.exec(h)
@@ -112,7 +128,13 @@ export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
       field,
       'give one Consul agent (host:port): the agent forwards to the servers',
     )
+  if (scheme === 'postgres' && hosts.length > 1)
+    throw new InvalidOptionsError(
+      field,
+      'give one PostgreSQL server (host:port), or PgBouncer in front of it',
+    )
   const out: StoreUrl = { scheme, hosts, username, password }
+  if (database !== undefined) out.database = database
   if (given === 'consul+https') out.tls = true
   if (chroot !== undefined) out.chroot = chroot
   return out
@@ -145,6 +167,8 @@ export interface BackendFactoryOptions {
   exactTtl?: boolean
   /** Consul: the session's lock-delay (ms). Default 15000, as `consul lock`. */
   lockDelayMs?: number
+  /** PostgreSQL: the schema of ballot's tables. Default 'ballot'. */
+  schema?: string
 }
 
 /** The backend for a parsed store URL (credentials given apart win over those in the URL). */
@@ -177,5 +201,19 @@ export function createBackend(store: StoreUrl, opts: BackendFactoryOptions): Lea
         token: opts.token,
         lockDelayMs: opts.lockDelayMs,
       })
+    case 'postgres': {
+      const [host, port] = splitHostPort(store.hosts[0] as string)
+      return new PostgresBackend({
+        connection: { host, port, user: username, password, database: store.database },
+        election: opts.election,
+        schema: opts.schema,
+      })
+    }
   }
+}
+
+/** "host:port" or "[v6]:port" to its parts. */
+function splitHostPort(hp: string): [string, number] {
+  const at = hp.lastIndexOf(':')
+  return [hp.slice(0, at).replace(/^\[|\]$/g, ''), Number(hp.slice(at + 1))]
 }

@@ -59,8 +59,8 @@ export interface PostgresConnection {
   password?: string | undefined
   /** Database. Default: the role's name (as libpq). */
   database?: string | undefined
-  /** TLS, as `pg` takes it (true, or tls.connect options). */
-  ssl?: ClientConfig['ssl']
+  /** TLS, as `pg` takes it: true, or the options of `tls.connect` (ca, rejectUnauthorized...). */
+  ssl?: boolean | Record<string, unknown> | undefined
 }
 
 /** Options of `new PostgresBackend()`. */
@@ -323,7 +323,7 @@ export class PostgresBackend implements LeaseBackend {
         `${this.where()}: ballot's tables are not in schema "${this.schema}": run \`ballot migrate --store ... --schema ${this.schema}\``,
       )
     try {
-      await migratePostgres(this.need(), this.schema, this.timeoutMs)
+      await createTables(this.need(), this.schema, this.timeoutMs)
     } catch (err) {
       throw this.mapError(`creating schema "${this.schema}"`, err)
     }
@@ -630,7 +630,7 @@ export class PostgresBackend implements LeaseBackend {
       user: c.user,
       password: c.password,
       database: c.database,
-      ssl: c.ssl,
+      ssl: c.ssl as ClientConfig['ssl'],
       application_name: `ballot lease ${this.election}`.slice(0, 63),
       connectionTimeoutMillis: this.timeoutMs,
     }
@@ -638,13 +638,56 @@ export class PostgresBackend implements LeaseBackend {
 }
 
 /**
- * Creates ballot's schema, sequences and tables in `schema` when missing (`ballot migrate`, and the
- * backend's first use): one transaction, under a transaction-level advisory lock so that concurrent
- * creators wait for each other (safe through PgBouncer in transaction mode). Touches nothing else.
+ * Creates ballot's schema, sequences and tables in `schema` (default 'ballot') when missing: what
+ * `ballot migrate --store postgres://...` runs, and what a backend does on first use unless
+ * `createSchema` is false. Touches nothing outside that schema. Rejects with a StoreError.
  */
-export async function migratePostgres(pool: Pool, schema: string, timeoutMs = 10_000): Promise<void> {
-  if (!SCHEMA_NAME.test(schema))
-    throw new InvalidOptionsError('schema', `must be a plain identifier, got "${schema}"`)
+export async function migratePostgres(opts: {
+  /** Where PostgreSQL is (a role that may CREATE in the database). */
+  connection: PostgresConnection
+  /** The schema to create ballot's tables in. Default 'ballot'. */
+  schema?: string | undefined
+  /** Bound on each step (ms). Default 10000. */
+  timeoutMs?: number | undefined
+}): Promise<void> {
+  const schema = opts.schema ?? DEFAULT_POSTGRES_SCHEMA
+  const probe = new PostgresBackend({ connection: opts.connection, election: 'migrate', schema })
+  const pg = await loadPg()
+  const c = opts.connection
+  const pool = new pg.Pool({
+    host: c.host ?? '127.0.0.1',
+    port: c.port ?? 5432,
+    user: c.user,
+    password: c.password,
+    database: c.database,
+    ssl: c.ssl as ClientConfig['ssl'],
+    application_name: 'ballot migrate',
+    connectionTimeoutMillis: opts.timeoutMs ?? 10_000,
+    max: 1,
+  })
+  pool.on('error', () => {})
+  try {
+    await createTables(pool, probe.schema, opts.timeoutMs ?? 10_000)
+  } catch (err) {
+    const where = `postgres ${probe.target}`
+    if (isTransient(err))
+      throw new StoreUnavailableError(STORE, `${where} unavailable: ${oneLine(err)}`, { cause: err })
+    const code = (err as { code?: string }).code
+    throw new StoreRefusedError(
+      STORE,
+      `${where} refused to create schema "${schema}": ${oneLine(err)}${code ? ` (SQLSTATE ${code})` : ''}`,
+      { cause: err },
+    )
+  } finally {
+    await pool.end().catch(() => {})
+  }
+}
+
+/**
+ * The migration itself: one transaction, under a transaction-level advisory lock so that concurrent
+ * creators wait for each other (released at commit: safe through PgBouncer in transaction mode).
+ */
+async function createTables(pool: Pool, schema: string, timeoutMs: number): Promise<void> {
   const sql = postgresSql(schema)
   const client = await withDeadline(pool.connect(), timeoutMs, 'no connection', (c) => c.release(true))
   try {
