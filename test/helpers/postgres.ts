@@ -3,15 +3,16 @@
  * a free loopback port with a temporary data directory. PostgreSQL refuses to run as root, so the
  * directory is handed to the `postgres` user, `initdb` runs as that user (trust auth, no fsync), and the
  * server is started under `setpriv --reuid=postgres` (not runuser, whose wrapper delays SIGTERM): the
- * PID the harness holds is the postmaster's own. It runs in its own process group, so `freeze()` stops
- * the postmaster and every backend at once (SIGSTOP to the group) and `thaw()` resumes them.
+ * PID the harness holds is the postmaster's own. `freeze()` stops the postmaster and then every process
+ * it forked (each backend is a process group of its own: PostgreSQL calls setsid() in each child, so a
+ * group signal would miss them), found by their parent PID; `thaw()` resumes them all.
  * `stop()` then `start()` keeps the port and data; `close()` kills it by PID and removes the directory.
  *
  * Also PgBouncer (Debian's pgbouncer, `scripts/install-services.sh`) in front of it, in transaction mode.
  * A missing binary fails the test.
  */
 import { execFileSync } from 'node:child_process'
-import { chmodSync, chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
 import { freePorts, OwnedProcess, portOpen, removeTempDir, service, tempDir, waitUntil } from './services.js'
@@ -23,6 +24,23 @@ function postgresIds(): { uid: number; gid: number } {
 }
 
 const SETPRIV = ['--reuid=postgres', '--regid=postgres', '--init-groups', '--']
+
+/** The PIDs whose parent is `pid` (from /proc). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses; the last ')' ends it.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      if (ppid === pid) out.push(Number(entry))
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out
+}
 
 /** Runs `sql` as the superuser on `port` and returns its rows. */
 export async function psql<R = Record<string, unknown>>(
@@ -115,7 +133,6 @@ export class PostgresServer {
         '-c',
         'max_connections=200',
       ],
-      { detached: true },
     )
     this.proc = proc
     await waitUntil(
@@ -140,26 +157,34 @@ export class PostgresServer {
     const proc = this.proc
     if (!proc?.running) return
     this.thaw()
+    const children = childrenOf(proc.pid)
     await proc.stop(signal)
     if (signal === 'SIGKILL') {
-      // Backends notice the postmaster's death and exit; wait for the port to be free again.
-      this.signalGroup(proc.pid, 'SIGKILL')
+      // The backends would notice the postmaster's death and exit: a crash of the whole server, now.
+      for (const child of children) this.signal(child, 'SIGKILL')
       await waitUntil('postgres backends to exit', async () => !(await portOpen(this.port)), 10_000)
     }
   }
 
-  /** SIGSTOP to the postmaster and every backend (its process group). */
+  /** SIGSTOP to the postmaster (first: it forks no more) and to every process it started. */
   freeze(): void {
-    if (this.proc?.running) this.signalGroup(this.proc.pid, 'SIGSTOP')
+    const pid = this.proc?.running ? this.proc.pid : undefined
+    if (!pid) return
+    this.signal(pid, 'SIGSTOP')
+    for (const child of childrenOf(pid)) this.signal(child, 'SIGSTOP')
   }
 
+  /** SIGCONT to the postmaster's children, then to the postmaster. */
   thaw(): void {
-    if (this.proc?.running) this.signalGroup(this.proc.pid, 'SIGCONT')
+    const pid = this.proc?.running ? this.proc.pid : undefined
+    if (!pid) return
+    for (const child of childrenOf(pid)) this.signal(child, 'SIGCONT')
+    this.signal(pid, 'SIGCONT')
   }
 
-  private signalGroup(pid: number, signal: NodeJS.Signals): void {
+  private signal(pid: number, signal: NodeJS.Signals): void {
     try {
-      process.kill(-pid, signal)
+      process.kill(pid, signal)
     } catch {
       // already gone
     }
@@ -171,9 +196,7 @@ export class PostgresServer {
   }
 
   async close(): Promise<void> {
-    const pid = this.proc?.pid
     await this.stop('SIGKILL')
-    if (pid) this.signalGroup(pid, 'SIGKILL')
     removeTempDir(this.dir)
   }
 }

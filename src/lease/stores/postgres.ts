@@ -196,6 +196,8 @@ export class PostgresBackend implements LeaseBackend {
     })
     // An idle connection that breaks (server restarted) is reported here; the next statement reconnects.
     pool.on('error', () => {})
+    // A connection the pool already dropped (a statement timed out) may still report the server's end.
+    pool.on('connect', (client) => client.on('error', () => {}))
     this.pool = pool
     try {
       await this.ensureSchema()
@@ -666,6 +668,7 @@ export async function migratePostgres(opts: {
     max: 1,
   })
   pool.on('error', () => {})
+  pool.on('connect', (client) => client.on('error', () => {}))
   try {
     await createTables(pool, probe.schema, opts.timeoutMs ?? 10_000)
   } catch (err) {
