@@ -12,7 +12,15 @@
  * A missing binary fails the test.
  */
 import { execFileSync } from 'node:child_process'
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
 import { freePorts, OwnedProcess, portOpen, removeTempDir, service, tempDir, waitUntil } from './services.js'
@@ -114,26 +122,22 @@ export class PostgresServer {
   async start(): Promise<void> {
     if (this.proc?.running) throw new Error('postgres is already running')
     const bin = service('BALLOT_PG_BIN')
-    const proc = new OwnedProcess(
-      'postgres',
-      'setpriv',
-      [
-        ...SETPRIV,
-        join(bin, 'postgres'),
-        '-D',
-        join(this.dir, 'data'),
-        '-p',
-        String(this.port),
-        '-h',
-        '127.0.0.1',
-        '-k',
-        this.dir,
-        '-c',
-        'fsync=off',
-        '-c',
-        'max_connections=200',
-      ],
-    )
+    const proc = new OwnedProcess('postgres', 'setpriv', [
+      ...SETPRIV,
+      join(bin, 'postgres'),
+      '-D',
+      join(this.dir, 'data'),
+      '-p',
+      String(this.port),
+      '-h',
+      '127.0.0.1',
+      '-k',
+      this.dir,
+      '-c',
+      'fsync=off',
+      '-c',
+      'max_connections=200',
+    ])
     this.proc = proc
     await waitUntil(
       `postgres on port ${this.port} to accept queries`,
