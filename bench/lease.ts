@@ -1,5 +1,5 @@
 /**
- * Lease driver figures on real stores started here (test/helpers/: etcd, ZooKeeper, Consul), and, on the
+ * Lease driver figures on real stores started here (test/helpers/: etcd, ZooKeeper, Consul, PostgreSQL), and, on the
  * same etcd, for the etcd3 package's own Election:
  *   resign     the leader resigns → the next candidate leads (three candidates in three processes)
  *   kill -9    the leader's process is SIGKILLed → the next one leads (it must wait out the session at the
@@ -7,24 +7,28 @@
  *   idle       requests the store receives per second from one idle candidate (while it leads), and from
  *              one idle follower: etcd, grpc_server_msg_received_total from its /metrics (every method);
  *              ZooKeeper, the server's packet count (`srvr`: requests and pings); Consul, HTTP requests
- *              counted by a proxy in front of the agent (renewals, reads, blocking queries)
+ *              counted by a proxy in front of the agent (renewals, reads, blocking queries); PostgreSQL,
+ *              statements (simple queries and extended-protocol Syncs) counted by a proxy in front of
+ *              the server (NOTIFYs it pushes to LISTEN connections are not requests)
  *
  *   node --import tsx bench/lease.ts [--runs 20] [--ttl 2] [--consul-ttl 10] [--lock-delay 1]
- *                                    [--stores etcd,zookeeper,consul]
+ *                                    [--stores etcd,zookeeper,consul,postgres]
  *
- * --ttl is the TTL (s) on etcd and ZooKeeper (tickTime 200 ms, so 2 s is within what it grants);
+ * --ttl is the TTL (s) on etcd, ZooKeeper and PostgreSQL (tickTime 200 ms, so 2 s is within what it grants);
  * Consul's shortest TTL is 10 s; --lock-delay (s) is the Consul sessions' lock-delay.
  */
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import net, { type AddressInfo } from 'node:net'
 import { parseArgs } from 'node:util'
 import type { LeaseBackend } from '../src/lease/backend.js'
 import { LeaseFollower } from '../src/lease/follower.js'
 import { ConsulBackend } from '../src/lease/stores/consul.js'
 import { EtcdBackend } from '../src/lease/stores/etcd.js'
+import { PostgresBackend } from '../src/lease/stores/postgres.js'
 import { ZooKeeperBackend } from '../src/lease/stores/zookeeper.js'
 import { ConsulAgent } from '../test/helpers/consul.js'
 import { EtcdServer } from '../test/helpers/etcd-server.js'
+import { PostgresServer } from '../test/helpers/postgres.js'
 import { RaftProcess, waitFor } from '../test/helpers/raft-cluster.js'
 import { fourLetter, ZooKeeperServer } from '../test/helpers/zookeeper.js'
 import { summarize, table } from './stats.js'
@@ -35,7 +39,7 @@ const { values: args } = parseArgs({
     ttl: { type: 'string', default: '2' },
     'consul-ttl': { type: 'string', default: '10' },
     'lock-delay': { type: 'string', default: '1' },
-    stores: { type: 'string', default: 'etcd,zookeeper,consul' },
+    stores: { type: 'string', default: 'etcd,zookeeper,consul,postgres' },
   },
 })
 const runs = Number(args.runs)
@@ -192,6 +196,63 @@ async function countingProxy(target: string): Promise<{ url: string; count(): nu
   }
 }
 
+/**
+ * Counts the statements clients send to PostgreSQL on their way through: simple queries ('Q') and
+ * extended-protocol exchanges (each ends with one Sync, 'S'). Every connection's first message is the
+ * startup packet (no type byte).
+ */
+async function countingPgProxy(port: number): Promise<{ port: number; count(): number; close(): void }> {
+  let statements = 0
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: '127.0.0.1', port })
+    sockets.add(client)
+    sockets.add(upstream)
+    let buffer = Buffer.alloc(0)
+    let started = false
+    client.on('data', (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk])
+      for (;;) {
+        if (!started) {
+          if (buffer.length < 4) break
+          const len = buffer.readInt32BE(0)
+          if (buffer.length < len) break
+          buffer = buffer.subarray(len)
+          started = true
+          continue
+        }
+        if (buffer.length < 5) break
+        const type = String.fromCharCode(buffer[0] as number)
+        const len = buffer.readInt32BE(1)
+        if (buffer.length < len + 1) break
+        if (type === 'Q' || type === 'S') statements++
+        buffer = buffer.subarray(len + 1)
+      }
+      upstream.write(chunk)
+    })
+    upstream.on('data', (chunk) => client.write(chunk))
+    const end = () => {
+      client.destroy()
+      upstream.destroy()
+      sockets.delete(client)
+      sockets.delete(upstream)
+    }
+    client.on('close', end)
+    upstream.on('close', end)
+    client.on('error', end)
+    upstream.on('error', end)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  return {
+    port: (server.address() as AddressInfo).port,
+    count: () => statements,
+    close: () => {
+      for (const s of sockets) s.destroy()
+      server.close()
+    },
+  }
+}
+
 const rows: Array<Record<string, string | number>> = []
 const idle: Record<string, number> = {}
 const notes: string[] = []
@@ -325,6 +386,47 @@ if (stores.has('consul')) {
     )
   } finally {
     await agent.close()
+  }
+}
+
+if (stores.has('postgres')) {
+  const pg = await PostgresServer.start()
+  try {
+    const t = (port: number): Target => ({
+      driver: 'ballot',
+      store: 'postgres',
+      ttlS,
+      spawn: (election, id) =>
+        new RaftProcess(
+          id,
+          { id, store: `postgres://postgres@127.0.0.1:${port}/postgres`, election, ttlMs: ttlS * 1000 },
+          BALLOT,
+        ),
+    })
+    await measure(t(pg.port))
+    const proxy = await countingPgProxy(pg.port)
+    try {
+      const seconds = Math.max(6, ttlS * 3)
+      const count = async () => proxy.count()
+      idle['postgres ballot candidate'] = await idleRate(count, seconds, idleCandidate(t(proxy.port)))
+      idle['postgres ballot follower'] = await idleRate(
+        count,
+        seconds,
+        idleFollower(
+          new PostgresBackend({
+            connection: { port: proxy.port, user: 'postgres', database: 'postgres' },
+            election: 'bench-idle',
+          }),
+        ),
+      )
+    } finally {
+      proxy.close()
+    }
+    notes.push(
+      'PostgreSQL 15: idle counts are statements sent to the server (keep-alives, reads at expiries); NOTIFYs pushed to LISTEN connections are not counted',
+    )
+  } finally {
+    await pg.close()
   }
 }
 

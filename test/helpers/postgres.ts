@@ -214,8 +214,7 @@ export class PgBouncer {
   ) {}
 
   static async start(server: PostgresServer, poolMode: 'transaction' | 'session' = 'transaction') {
-    const bin = '/usr/sbin/pgbouncer'
-    if (!existsSync(bin)) throw new Error(`${bin} is missing: run scripts/install-services.sh`)
+    const bin = service('BALLOT_PGBOUNCER')
     const [port] = await freePorts(1)
     const dir = tempDir('pgbouncer')
     chmodSync(dir, 0o711)
