@@ -353,3 +353,40 @@ describe('lease on PostgreSQL through PgBouncer in transaction mode', () => {
     for (const x of [...cs, ...ds]) await x.e.stop()
   })
 })
+
+describe('postgres:// store URLs', () => {
+  test('parsed with user, password, database; postgresql:// too; the password never in a message', async () => {
+    const { parseStoreUrl, redactStoreUrl, createBackend } = await import('../src/lease/store-url.js')
+    assert.deepEqual(parseStoreUrl('postgres://app:p%40ss@db.example:5433/appdb'), {
+      scheme: 'postgres',
+      hosts: ['db.example:5433'],
+      username: 'app',
+      password: 'p@ss',
+      database: 'appdb',
+    })
+    assert.deepEqual(parseStoreUrl('postgresql://127.0.0.1:5432'), {
+      scheme: 'postgres',
+      hosts: ['127.0.0.1:5432'],
+      username: undefined,
+      password: undefined,
+    })
+    assert.equal(redactStoreUrl('postgres://app:s3cret@db:5432/x'), 'postgres://app:***@db:5432/x')
+    for (const [url, message] of [
+      ['postgres://a:s3cret@h:1,h:2/db', /give one PostgreSQL server/],
+      ['postgres://a:s3cret@h:1/db?sslmode=require', /is not a database name/],
+      ['postgres://a:s3cret@h/db', /expected host:port/],
+    ] as const) {
+      assert.throws(
+        () => parseStoreUrl(url),
+        (err: Error) => message.test(err.message) && !err.message.includes('s3cret'),
+      )
+    }
+    const b = createBackend(parseStoreUrl('postgres://app:s3cret@db:5433/appdb'), {
+      election: 'e',
+      schema: 'leases',
+    }) as PostgresBackend
+    assert.equal(b.target, 'db:5433/appdb')
+    assert.equal(b.schema, 'leases')
+    assert.equal(b.channel, 'leases.lease')
+  })
+})
