@@ -141,6 +141,37 @@ describe('lease on PostgreSQL', () => {
     await f.e.stop()
   })
 
+  test('LISTEN connections cut by the server: they come back by themselves, and hand-over is fast again', async () => {
+    const election = name()
+    const cs = ['a', 'b'].map((id) => candidate(election, id))
+    for (const c of cs) await c.e.start()
+    const a = await waitUntil('a leader', () => cs.find((c) => c.e.isLeader()))
+    await waitUntil('both in line', () => a.e.clusterState().members.length === 2)
+    const cut = await pg.query<{ pid: number }>(
+      'SELECT pg_terminate_backend(pid) AS ok, pid FROM pg_stat_activity WHERE application_name = $1',
+      [`ballot listen ${election}`],
+    )
+    assert.equal(cut.length, 2)
+    const old = new Set(cut.map((r) => r.pid))
+    await waitUntil('both listening again, on new connections', async () => {
+      const now = await pg.query<{ pid: number }>(
+        'SELECT pid FROM pg_stat_activity WHERE application_name = $1',
+        [`ballot listen ${election}`],
+      )
+      return (
+        now.length === 2 &&
+        now.every((r) => !old.has(r.pid)) &&
+        cs.every((c) => c.backend.notifications === 'on')
+      )
+    })
+    const t0 = performance.now()
+    await a.e.resign()
+    await waitUntil('the other to lead', () => cs.find((c) => c !== a && c.e.isLeader()), 10_000, 1)
+    const took = performance.now() - t0
+    assert.ok(took < TTL / 3, `hand-over took ${took.toFixed(0)} ms`)
+    for (const c of cs) await c.e.stop()
+  })
+
   test('its session deleted by hand: a new session, the line joined again, a larger token', async () => {
     const election = name()
     const a = candidate(election, 'a')

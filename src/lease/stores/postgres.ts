@@ -552,6 +552,7 @@ export class PostgresBackend implements LeaseBackend {
     const config = typeof where === 'object' ? where : this.opts.connection
     const client = new this.pg.Client({
       ...this.clientConfig(config),
+      application_name: `ballot listen ${this.election}`.slice(0, 63),
       connectionTimeoutMillis: this.timeoutMs,
     })
     const broken = () => {
