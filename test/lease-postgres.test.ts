@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test'
 import { LeaseElection } from '../src/lease/candidate.js'
 import { LeaseFollower } from '../src/lease/follower.js'
 import { PostgresBackend, type PostgresBackendOptions } from '../src/lease/stores/postgres.js'
+import { postgresSql } from '../src/lease/stores/postgres-sql.js'
 import { ClaimChecker, candidateOn, followerOn, type Recorded, taken } from './helpers/lease.js'
 import { PgBouncer, PostgresServer } from './helpers/postgres.js'
 import { freePorts, waitUntil } from './helpers/services.js'
@@ -170,6 +171,28 @@ describe('lease on PostgreSQL', () => {
     const took = performance.now() - t0
     assert.ok(took < TTL / 3, `hand-over took ${took.toFixed(0)} ms`)
     for (const c of cs) await c.e.stop()
+  })
+
+  test('a leave that arrives late (after a rejoin and a take under the same session) changes nothing', async () => {
+    const election = name()
+    const a = candidate(election, 'a')
+    await a.e.start()
+    await waitUntil('a leads', () => a.e.isLeader())
+    const session = a.e.view().session?.id as string
+    const [before] = await pg.query<{ joined: string }>(
+      'SELECT joined FROM ballot.candidates WHERE session = $1',
+      [session],
+    )
+    // The statement a leave sends, meaning an earlier entry and lease of this same session.
+    const stale = [election, session, 'ballot.lease', String(BigInt(before?.joined as string) - 1n), '0']
+    await pg.query(postgresSql('ballot').leave, stale)
+    const [row] = await pg.query<{ holder: string; joined: string }>(
+      'SELECT l.holder, c.joined FROM ballot.leases l JOIN ballot.candidates c ON c.session = l.holder WHERE l.election = $1',
+      [election],
+    )
+    assert.deepEqual(row, { holder: session, joined: before?.joined })
+    assert.equal(a.e.isLeader(), true)
+    await a.e.stop()
   })
 
   test('its session deleted by hand: a new session, the line joined again, a larger token', async () => {

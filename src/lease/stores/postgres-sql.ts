@@ -41,7 +41,11 @@ export interface Sql {
   sync: string
   /** $1 election: the state, read only. */
   read: string
-  /** $1 election, $2 session, $3 channel: out of the line, the lease released if held; state. */
+  /**
+   * $1 election, $2 session, $3 channel, $4 the `joined` of the entry meant (or null), $5 the token of the
+   * lease meant (or null): out of the line, the lease released if held; state. The guards make a leave
+   * that arrives late (after a rejoin under the same session) change nothing.
+   */
   leave: string
   /** $1 election, $2 session, $3 channel: the session's row deleted, the lease released if held; state. */
   closeSession: string
@@ -188,12 +192,15 @@ lease_now AS (SELECT * FROM S.leases WHERE election = $1),
 cands_now AS (SELECT * FROM S.candidates WHERE election = $1)
 ${stateSelect(s, 'lease_now', 'cands_now', "''")}`.replace(/\bS\./g, `${s}.`),
     leave: `WITH t AS MATERIALIZED (SELECT clock_timestamp() AS now),
-out AS (UPDATE S.candidates c SET joined = NULL WHERE c.election = $1 AND c.session = $2 RETURNING c.*),
+out AS (UPDATE S.candidates c SET joined = NULL
+        WHERE c.election = $1 AND c.session = $2 AND ($4::bigint IS NULL OR c.joined = $4::bigint) RETURNING c.*),
 released AS (UPDATE S.leases l SET holder = NULL, expires_at = t.now, changed_at = t.now FROM t
-             WHERE l.election = $1 AND l.holder = $2 RETURNING l.*),
+             WHERE l.election = $1 AND l.holder = $2 AND ($5::bigint IS NULL OR l.token = $5::bigint)
+             RETURNING l.*),
 lease_now AS (SELECT * FROM released
   UNION ALL SELECT * FROM S.leases WHERE election = $1 AND NOT EXISTS (SELECT 1 FROM released)),
-cands_now AS (SELECT * FROM out UNION ALL SELECT * FROM S.candidates WHERE election = $1 AND session <> $2)
+cands_now AS (SELECT * FROM out
+  UNION ALL SELECT * FROM S.candidates WHERE election = $1 AND NOT (session = $2 AND EXISTS (SELECT 1 FROM out)))
 ${stateSelect(s, 'lease_now', 'cands_now', '$2', `, 'notified', (SELECT count(pg_notify($3, $1)))`)}`.replace(
       /\bS\./g,
       `${s}.`,

@@ -142,6 +142,8 @@ export class PostgresBackend implements LeaseBackend {
   private closed = false
   private session: BackendSession | undefined
   private me: { id: string } | undefined
+  /** The `joined` of this session's entry, as its last join answered (guards a late leave). */
+  private joined: string | undefined
   private holding: bigint | undefined
   private doubt = false
   private lastLine = ''
@@ -218,6 +220,7 @@ export class PostgresBackend implements LeaseBackend {
     await this.run('session open', this.sql.openSession, [this.election, id, '', ttl])
     this.session = { id, ttlMs: ttl }
     this.me = undefined
+    this.joined = undefined
     this.holding = undefined
     return { ...this.session }
   }
@@ -260,6 +263,7 @@ export class PostgresBackend implements LeaseBackend {
       throw new SessionLostError(STORE, `${this.where()}: session ${session.id} has expired`)
     }
     this.me = { id: self.id }
+    this.joined = mine.joined
     this.report(state)
     const entry: LineEntry = {
       id: self.id,
@@ -274,18 +278,32 @@ export class PostgresBackend implements LeaseBackend {
 
   async leave(): Promise<void> {
     const session = this.session
+    // Only the entry and the lease this leave means: one that times out here may still be applied at the
+    // server after a later join (and take) under the same session, and must then change nothing.
+    const joined = this.joined
+    const token = this.holding
     this.me = undefined
+    this.joined = undefined
     this.holding = undefined
     if (!session) return
     // The line after the leave is reported before the leave resolves: the driver then never takes the
     // next in line (not yet holding the lease) for the head.
-    this.report(await this.run('leave', this.sql.leave, [this.election, session.id, this.channel]))
+    this.report(
+      await this.run('leave', this.sql.leave, [
+        this.election,
+        session.id,
+        this.channel,
+        joined ?? null,
+        token === undefined ? null : token.toString(),
+      ]),
+    )
   }
 
   async closeSession(): Promise<void> {
     const session = this.session
     this.session = undefined
     this.me = undefined
+    this.joined = undefined
     this.holding = undefined
     if (!session) return
     this.report(
@@ -450,6 +468,7 @@ export class PostgresBackend implements LeaseBackend {
     if (this.session?.id !== id) return
     this.session = undefined
     this.me = undefined
+    this.joined = undefined
     this.holding = undefined
   }
 
