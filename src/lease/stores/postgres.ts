@@ -353,16 +353,9 @@ export class PostgresBackend implements LeaseBackend {
 
   /** Runs a state-returning statement (one at a time, in order), notes reachability, reports errors. */
   private async run(what: string, text: string, values: unknown[]): Promise<State> {
-    const rows = await this.rows<{ state: State }>(what, text, values)
-    const first = rows[0] as { state?: State; made?: string } | undefined
-    const state = first?.state ?? {
-      lease: null,
-      line: [],
-      wake: null,
-      alive: true,
-      holding: false,
-    }
-    return state
+    const rows = await this.rows<{ state?: State }>(what, text, values)
+    // openSession returns counts, not a state: nothing to report from it.
+    return rows[0]?.state ?? { lease: null, line: [], wake: null, alive: true, holding: false }
   }
 
   /**
@@ -627,8 +620,7 @@ export class PostgresBackend implements LeaseBackend {
       this.probe = undefined
       this.listenState = 'off'
       await client.end().catch(() => {})
-      if (!first) this.retryListen()
-      else this.retryListen()
+      this.retryListen()
     }
   }
 
