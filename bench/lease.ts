@@ -419,6 +419,45 @@ if (stores.has('postgres')) {
           }),
         ),
       )
+      // A waiting candidate and a follower cost something only while someone leads: measured beside a leader.
+      const besideLeader = (extra: (election: string) => Promise<() => Promise<void>>) => async () => {
+        const leader = await group(t(proxy.port), 1)
+        await waitFor('it leads', () => leads(leader.ps[0] as RaftProcess), 60_000)
+        const before = await idleRate(count, seconds, async () => async () => {})
+        const stop = await extra(leader.election)
+        return async () => {
+          await stop()
+          await end(leader.ps)
+          baseline.push(before)
+        }
+      }
+      const baseline: number[] = []
+      const pair = await idleRate(
+        count,
+        seconds,
+        besideLeader(async (election) => {
+          const w = t(proxy.port).spawn(election, 'waiting')
+          await waitFor('ready', () => w.events.some((e) => e.ev === 'ready'), 30_000)
+          return () => end([w])
+        }),
+      )
+      idle['postgres ballot waiting candidate'] = Math.round((pair - (baseline.at(-1) ?? 0)) * 100) / 100
+      const watched = await idleRate(
+        count,
+        seconds,
+        besideLeader(async (election) => {
+          const f = new LeaseFollower({
+            backend: new PostgresBackend({
+              connection: { port: proxy.port, user: 'postgres', database: 'postgres' },
+              election,
+            }),
+          })
+          await f.start()
+          return () => f.stop()
+        }),
+      )
+      idle['postgres ballot follower beside a leader'] =
+        Math.round((watched - (baseline.at(-1) ?? 0)) * 100) / 100
     } finally {
       proxy.close()
     }
