@@ -182,7 +182,7 @@ export class PostgresBackend implements LeaseBackend {
     return this.listenState === 'on' ? 'on' : 'off'
   }
 
-  /** This candidate's key in the line (`<election>/<session>`), while it has a session. */
+  /** The key of a session's entry in the line as reported: `<election>/<session>`. */
   keyOf(session: string): string {
     return `${this.election}/${session}`
   }
