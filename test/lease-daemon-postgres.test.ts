@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { waitForAsync } from './helpers/daemon.js'
 import { LeaseCli } from './helpers/lease-cli.js'
-import { PostgresServer } from './helpers/postgres.js'
+import { PgBouncer, PostgresServer } from './helpers/postgres.js'
 import { freePorts } from './helpers/services.js'
 
 let pg: PostgresServer
@@ -88,6 +88,25 @@ test('ballot migrate makes the tables for a role that may not; the password is n
     '\n',
   )
   assert.ok(!everything.includes('app-s3cret') && !everything.includes('adm1n-pw'), 'a password was printed')
+})
+
+test('through PgBouncer in transaction mode: it leads, and the log says LISTEN does not work there', async () => {
+  const bouncer = await PgBouncer.start(pg, 'transaction')
+  try {
+    const a = await cli.daemon('pb', ['--store', bouncer.url, '--election', 'bounced', '--ttl', '2s'])
+    await waitForAsync('a to lead through PgBouncer', async () => (await a.leader())?.status === 200)
+    const warned = (p: typeof a) => p.logs.some((l) => /LISTEN\/NOTIFY does not work/.test(String(l.msg)))
+    await waitForAsync('the warning', async () => warned(a))
+    const direct = await cli.daemon('pd', ['--store', url, '--election', 'bounced', '--ttl', '2s'])
+    await waitForAsync('the direct one to name pb', async () => (await direct.leaderJson())?.id === 'pb')
+    assert.equal(warned(direct), false)
+    for (const p of [a, direct]) {
+      p.kill('SIGTERM')
+      await p.waitExit()
+    }
+  } finally {
+    await bouncer.close()
+  }
 })
 
 test('bad settings: one line naming the setting or the store', async () => {
