@@ -9,10 +9,12 @@
  *              one idle follower: etcd, grpc_server_msg_received_total from its /metrics (every method);
  *              ZooKeeper, the server's packet count (`srvr`: requests and pings); Consul, HTTP requests
  *              counted by a proxy in front of the agent (renewals, reads, blocking queries); Redis, the
- *              scripts run (EVALSHA and EVAL calls in INFO commandstats)
+ *              scripts run (EVALSHA and EVAL calls in INFO commandstats); PostgreSQL, statements (simple
+ *              queries and extended-protocol Syncs) counted by a proxy in front of the server (NOTIFYs it
+ *              pushes to LISTEN connections are not requests)
  *
  *   node --import tsx bench/lease.ts [--runs 20] [--ttl 2] [--consul-ttl 10] [--lock-delay 1]
- *                                    [--stores etcd,zookeeper,consul,redis] [--kinds handover,crash,silent]
+ *                                    [--stores etcd,zookeeper,consul,redis,postgres] [--kinds handover,crash,silent]
  *
  * --ttl is the TTL (s) on etcd and ZooKeeper (tickTime 200 ms, so 2 s is within what it grants);
  * Consul's shortest TTL is 10 s; --lock-delay (s) is the Consul sessions' lock-delay.
@@ -21,16 +23,18 @@
  * that starts the server and names the candidates to measure on it) and shows up in `npm run bench`.
  */
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import net, { type AddressInfo } from 'node:net'
 import { parseArgs } from 'node:util'
 import type { LeaseBackend } from '../src/lease/backend.js'
 import { LeaseFollower } from '../src/lease/follower.js'
 import { ConsulBackend } from '../src/lease/stores/consul.js'
 import { EtcdBackend } from '../src/lease/stores/etcd.js'
+import { PostgresBackend } from '../src/lease/stores/postgres.js'
 import { RedisBackend } from '../src/lease/stores/redis.js'
 import { ZooKeeperBackend } from '../src/lease/stores/zookeeper.js'
 import { ConsulAgent } from '../test/helpers/consul.js'
 import { EtcdServer } from '../test/helpers/etcd-server.js'
+import { PostgresServer } from '../test/helpers/postgres.js'
 import { RaftProcess, waitFor } from '../test/helpers/raft-cluster.js'
 import { RedisServer, rawCommand } from '../test/helpers/redis.js'
 import { fourLetter, ZooKeeperServer } from '../test/helpers/zookeeper.js'
@@ -94,6 +98,7 @@ export const LEASE_STORES: Record<string, (s: LeaseSettings) => Promise<StoreRun
   zookeeper: startZooKeeper,
   consul: startConsul,
   redis: startRedis,
+  postgres: startPostgres,
 }
 
 async function startEtcd(s: LeaseSettings): Promise<StoreRun> {
@@ -189,6 +194,100 @@ async function startRedis(s: LeaseSettings): Promise<StoreRun> {
       note: 'scripts the server ran (EVALSHA and EVAL)',
     },
     close: () => redis.close(),
+  }
+}
+
+async function startPostgres(s: LeaseSettings): Promise<StoreRun> {
+  const pg = await PostgresServer.start()
+  const target = (port: number): Target => ({
+    driver: 'ballot',
+    store: 'postgres',
+    ttlS: s.ttlS,
+    floorMs: s.ttlS * 1000,
+    note: 'PostgreSQL 15, LISTEN/NOTIFY on',
+    spawn: (election, id) =>
+      new RaftProcess(
+        id,
+        { id, store: `postgres://postgres@127.0.0.1:${port}/postgres`, election, ttlMs: s.ttlS * 1000 },
+        BALLOT,
+      ),
+  })
+  const proxy = await countingPgProxy(pg.port)
+  return {
+    targets: [target(pg.port)],
+    idle: {
+      count: async () => proxy.count(),
+      seconds: Math.max(6, s.ttlS * 3),
+      candidates: [target(proxy.port)],
+      follower: () =>
+        new PostgresBackend({
+          connection: { port: proxy.port, user: 'postgres', database: 'postgres' },
+          election: 'bench-idle',
+        }),
+      note: 'statements sent to the server (keep-alives, reads at expiries); NOTIFYs are not counted',
+      close: () => proxy.close(),
+    },
+    close: async () => {
+      proxy.close()
+      await pg.close()
+    },
+  }
+}
+
+/**
+ * Counts the statements clients send to PostgreSQL on their way through: simple queries ('Q') and
+ * extended-protocol exchanges (each ends with one Sync, 'S'). Every connection's first message is the
+ * startup packet (no type byte).
+ */
+async function countingPgProxy(port: number): Promise<{ port: number; count(): number; close(): void }> {
+  let statements = 0
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: '127.0.0.1', port })
+    sockets.add(client)
+    sockets.add(upstream)
+    let buffer = Buffer.alloc(0)
+    let started = false
+    client.on('data', (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk])
+      for (;;) {
+        if (!started) {
+          if (buffer.length < 4) break
+          const len = buffer.readInt32BE(0)
+          if (buffer.length < len) break
+          buffer = buffer.subarray(len)
+          started = true
+          continue
+        }
+        if (buffer.length < 5) break
+        const type = String.fromCharCode(buffer[0] as number)
+        const len = buffer.readInt32BE(1)
+        if (buffer.length < len + 1) break
+        if (type === 'Q' || type === 'S') statements++
+        buffer = buffer.subarray(len + 1)
+      }
+      upstream.write(chunk)
+    })
+    upstream.on('data', (chunk) => client.write(chunk))
+    const end = () => {
+      client.destroy()
+      upstream.destroy()
+      sockets.delete(client)
+      sockets.delete(upstream)
+    }
+    client.on('close', end)
+    upstream.on('close', end)
+    client.on('error', end)
+    upstream.on('error', end)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  return {
+    port: (server.address() as AddressInfo).port,
+    count: () => statements,
+    close: () => {
+      for (const s of sockets) s.destroy()
+      server.close()
+    },
   }
 }
 

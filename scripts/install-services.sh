@@ -5,7 +5,8 @@
 #     (Curator's LeaderLatch jars, for the interop test), openjdk-17-jdk-headless if `javac` is missing,
 #     openssl (the Redis TLS tests make their own CA; the Redis Sentinel tests run `redis-server --sentinel`,
 #     so the redis-sentinel package is not needed),
-#     postgresql-15 if /usr/lib/postgresql/15/bin is missing;
+#     postgresql-15 if /usr/lib/postgresql/15/bin is missing, pgbouncer (the PostgreSQL lease tests run
+#     candidates through it in transaction mode);
 #   - Consul 1.8.7, which bookworm lacks, from Debian's bullseye suite: apt runs with its own state,
 #     cache and sources list (naming bullseye) under $BALLOT_SERVICES_DIR/apt, `apt-get download`s the
 #     .deb and `dpkg-deb -x` unpacks it into $BALLOT_SERVICES_DIR/consul. The machine's apt sources,
@@ -25,7 +26,7 @@ log() { echo "install-services: $*" >&2; }
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 
 need=()
-for pkg in etcd-server etcd-client zookeeper redis-server libcurator-recipes-java; do
+for pkg in etcd-server etcd-client zookeeper redis-server libcurator-recipes-java pgbouncer; do
   installed "$pkg" || need+=("$pkg")
 done
 command -v javac >/dev/null 2>&1 || need+=(openjdk-17-jdk-headless)

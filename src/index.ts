@@ -39,6 +39,13 @@ export {
 export { CONSUL_LOCK_FLAGS, ConsulBackend, type ConsulBackendOptions } from './lease/stores/consul.js'
 export { EtcdBackend, type EtcdBackendOptions } from './lease/stores/etcd.js'
 export {
+  DEFAULT_POSTGRES_SCHEMA,
+  migratePostgres,
+  PostgresBackend,
+  type PostgresBackendOptions,
+  type PostgresConnection,
+} from './lease/stores/postgres.js'
+export {
   RedisBackend,
   type RedisBackendOptions,
   type RedisElectionKeys,

@@ -46,7 +46,7 @@ const flag = z.preprocess(
 export const daemonConfigSchema = z
   .object({
     algo: z.enum(['raft', 'bully', 'lease']).default('raft'),
-    /** Lease driver: the coordination store, etcd://, zookeeper:// or consul:// (see lease/store-url.ts). */
+    /** Lease driver: the coordination store, etcd://, zookeeper://, consul:// or postgres:// (see lease/store-url.ts). */
     store: z.string().min(1).optional(),
     /**
      * Lease driver: the election in the store: etcd, the key prefix (as with `etcdctl elect NAME`);
@@ -62,6 +62,11 @@ export const daemonConfigSchema = z
     storeToken: z.string().min(1).optional(),
     /** Lease driver on Consul: the session's lock-delay. Default 15s, as `consul lock`. */
     lockDelay: durationOrZero.optional(),
+    /** Lease driver on PostgreSQL: the schema of ballot's tables. Default ballot. */
+    schema: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/, 'expected a plain SQL identifier such as ballot')
+      .optional(),
     /** Lease driver: the address published for this node (default: --http). */
     advertise: hostPort.optional(),
     id: z.string().min(1).max(128).optional(),
@@ -214,7 +219,7 @@ export function loadDaemonConfig(
       throw new InvalidOptionsError('--id', 'required with --store (the value of this candidate entry)')
     return config
   }
-  for (const key of ['store', 'storeToken', 'lockDelay'] as const)
+  for (const key of ['store', 'storeToken', 'lockDelay', 'schema'] as const)
     if (config[key] !== undefined)
       throw new InvalidOptionsError(`--${kebab(key)}`, `applies to --algo lease only (not ${config.algo})`)
   if (config.algo === 'raft' && config.multicast)
@@ -249,9 +254,12 @@ export function checkStoreSettings(
     storePassword?: string
     storeToken?: string
     lockDelay?: number
+    schema?: string
   },
   name: (key: string) => string = (k) => `--${kebab(k)}`,
 ): void {
+  if (scheme !== 'postgres' && s.schema !== undefined)
+    throw new InvalidOptionsError(name('schema'), 'applies to postgres:// stores only')
   if (scheme === 'zookeeper' && s.election !== undefined && !/^(\/[^/\s]+)+$/.test(s.election))
     throw new InvalidOptionsError(
       name('election'),
@@ -279,11 +287,15 @@ export const ELECTION_FLAGS: Array<[string, string]> = [
   ['--algo <name>', 'raft (default), bully, or lease (implied by --store)'],
   [
     '--store <url>',
-    'lease: the store, etcd://[user:pass@]host:port[,...], zookeeper://[user:pass@]host:port[,...][/chroot], consul://host:port, redis[s]://[user:pass@]host:port[/db] or redis+sentinel://host:port[,...]/master',
+    'lease: the store, etcd://[user:pass@]host:port[,...], zookeeper://[user:pass@]host:port[,...][/chroot], consul://host:port, postgres://[user:pass@]host:port/db, redis[s]://[user:pass@]host:port[/db] or redis+sentinel://host:port[,...]/master',
   ],
   [
     '--election <name>',
-    'lease: the election: etcd key prefix (etcdctl elect NAME), ZooKeeper latch path (/a/b), Consul lock prefix',
+    'lease: the election: etcd key prefix (etcdctl elect NAME), ZooKeeper latch path (/a/b), Consul lock prefix, PostgreSQL lease name',
+  ],
+  [
+    '--schema <name>',
+    "lease on PostgreSQL: the schema of ballot's tables (default ballot; created if missing)",
   ],
   ['--ttl <duration>', 'lease: session TTL, e.g. 5s (default; Consul: 10s, its shortest), 500ms, 1m'],
   ['--store-user <name>', 'lease: etcd user, ZooKeeper digest user (or in the URL; never logged)'],

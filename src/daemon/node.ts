@@ -3,7 +3,9 @@
  * stopped together. `ballot run` and `ballot exec` are both this, with or without a supervised command.
  */
 
+import { LeaseElection } from '../lease/candidate.js'
 import { defaultStoreTtlMs, redactStoreUrl } from '../lease/store-url.js'
+import { PostgresBackend } from '../lease/stores/postgres.js'
 import { HttpApi } from '../server/http.js'
 import { createMetrics } from '../server/metrics.js'
 import { parseHostPort } from '../transport/address.js'
@@ -76,6 +78,15 @@ export async function startNode(
       'Redis through Sentinel: a failover to a replica that lacks the lock can let a second node lead for up to a TTL; fence the work with the token',
     )
   await election.start()
+  if (
+    election instanceof LeaseElection &&
+    election.backend instanceof PostgresBackend &&
+    election.backend.notifications === 'off'
+  )
+    log.warn(
+      { store: redactStoreUrl(config.store ?? '') },
+      "LISTEN/NOTIFY does not work through this connection (PgBouncer in transaction mode?): a hand-over waits for the next candidate's keep-alive (up to TTL/3), a crash for the TTL",
+    )
   log.info(
     {
       id: election.id,

@@ -14,6 +14,7 @@ export interface StoreSettings {
   storeToken?: string
   ttl?: number
   lockDelay?: number
+  schema?: string
 }
 
 /**
@@ -31,6 +32,7 @@ export function storeBackend(s: StoreSettings, follower = false): { backend: Lea
     ttlMs: follower ? undefined : ttlMs,
     exactTtl: !follower,
     lockDelayMs: s.lockDelay,
+    schema: s.schema,
   })
   return { backend, ttlMs }
 }

@@ -177,6 +177,11 @@ export class LeaseElection extends ElectionBase {
     return this.opts.backend.store
   }
 
+  /** The store backend this candidate runs on (for what only one store can tell, such as notifications). */
+  get backend(): LeaseBackend {
+    return this.opts.backend
+  }
+
   /** Times this candidate reached the head of the line and led, leaderships seen: a snapshot. */
   get counters(): ElectionCounters {
     return Object.freeze({ ...this.electionCounters })

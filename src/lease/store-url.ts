@@ -6,6 +6,7 @@
  *   consul://host:port   consul+https://host:port                   (one agent; ACL token apart)
  *   redis://[user:password@]host:port[/db]   rediss://... (TLS)      (one server)
  *   redis+sentinel://[user:password@]host:port[,host:port...]/master[/db]   (rediss+sentinel: TLS)
+ *   postgres://[user[:password]@]host:port[/database]                 (also postgresql://; one server)
  *
  * Credentials may also come apart (flags, BALLOT_STORE_USER / BALLOT_STORE_PASSWORD / BALLOT_STORE_TOKEN);
  * they are never part of what is logged or printed. A Consul token is never taken from the URL: it has no
@@ -15,11 +16,12 @@ import { InvalidOptionsError } from '../errors.js'
 import type { LeaseBackend } from './backend.js'
 import { ConsulBackend } from './stores/consul.js'
 import { EtcdBackend } from './stores/etcd.js'
+import { PostgresBackend } from './stores/postgres.js'
 import { RedisBackend } from './stores/redis.js'
 import { ZooKeeperBackend } from './stores/zookeeper.js'
 
 /** The stores a `--store` URL can name. */
-export type StoreScheme = 'etcd' | 'zookeeper' | 'consul' | 'redis'
+export type StoreScheme = 'etcd' | 'zookeeper' | 'consul' | 'redis' | 'postgres'
 
 /** A parsed `--store` URL. */
 export interface StoreUrl {
@@ -39,6 +41,8 @@ export interface StoreUrl {
   db?: number
   /** Redis through Sentinel: the master's name (the hosts are the sentinels). */
   sentinelMaster?: string
+  /** PostgreSQL: the database after the host (default: the user's name, as libpq). */
+  database?: string
 }
 
 const SCHEMES = [
@@ -50,11 +54,13 @@ const SCHEMES = [
   'rediss',
   'redis+sentinel',
   'rediss+sentinel',
+  'postgres',
+  'postgresql',
 ] as const
 const REDIS_SCHEMES: readonly string[] = ['redis', 'rediss', 'redis+sentinel', 'rediss+sentinel']
 const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[^:\s/@,[\]]+):(\d{1,5})$/
 const EXAMPLES =
-  'etcd://host:port[,host:port], zookeeper://host:port[,host:port], consul://host:port or redis://host:port'
+  'etcd://host:port[,host:port], zookeeper://host:port[,host:port], consul://host:port, redis://host:port or postgres://user@host:port/db'
 
 /** Session TTLs Consul grants (ms): 10 s to 24 h. */
 export const CONSUL_TTL_RANGE_MS: {
@@ -94,7 +100,13 @@ export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
   if (!(SCHEMES as readonly string[]).includes(given))
     throw new InvalidOptionsError(field, `unknown store "${given}://" (supported: ${SCHEMES.join(', ')})`)
   const scheme: StoreScheme =
-    given === 'consul+https' ? 'consul' : REDIS_SCHEMES.includes(given) ? 'redis' : (given as StoreScheme)
+    given === 'consul+https'
+      ? 'consul'
+      : REDIS_SCHEMES.includes(given)
+        ? 'redis'
+        : given === 'postgresql'
+          ? 'postgres'
+          : (given as StoreScheme)
   let rest = (m[2] as string).replace(/\/+$/, '')
   let username: string | undefined
   let password: string | undefined
@@ -124,6 +136,16 @@ export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
   }
   const redis = scheme === 'redis' ? redisPath(given, rest, field) : undefined
   if (redis) rest = redis.rest
+  let database: string | undefined
+  if (scheme === 'postgres' && slash >= 0) {
+    database = decodeURIComponent(rest.slice(slash + 1))
+    rest = rest.slice(0, slash)
+    if (!database || /[/?#\s]/.test(database))
+      throw new InvalidOptionsError(
+        field,
+        `"${database}" is not a database name (postgres://user@host:port/db)`,
+      )
+  }
   const hosts = rest.split(',').map((h) => h.trim())
   for (const h of hosts) {
     const hp = HOST_PORT.exec(h)
@@ -140,8 +162,14 @@ export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
       field,
       'give one Redis server (host:port), or its sentinels as redis+sentinel://host:port,.../master',
     )
+  if (scheme === 'postgres' && hosts.length > 1)
+    throw new InvalidOptionsError(
+      field,
+      'give one PostgreSQL server (host:port), or PgBouncer in front of it',
+    )
   const out: StoreUrl = { scheme, hosts, username, password }
   if (given === 'consul+https' || given.startsWith('rediss')) out.tls = true
+  if (database !== undefined) out.database = database
   if (redis?.db !== undefined) out.db = redis.db
   if (redis?.sentinelMaster !== undefined) out.sentinelMaster = redis.sentinelMaster
   if (chroot !== undefined) out.chroot = chroot
@@ -201,6 +229,8 @@ export interface BackendFactoryOptions {
   exactTtl?: boolean
   /** Consul: the session's lock-delay (ms). Default 15000, as `consul lock`. */
   lockDelayMs?: number
+  /** PostgreSQL: the schema of ballot's tables. Default 'ballot'. */
+  schema?: string
 }
 
 /** The backend for a parsed store URL (credentials given apart win over those in the URL). */
@@ -244,5 +274,19 @@ export function createBackend(store: StoreUrl, opts: BackendFactoryOptions): Lea
         password,
         tls: store.tls,
       })
+    case 'postgres': {
+      const [host, port] = splitHostPort(store.hosts[0] as string)
+      return new PostgresBackend({
+        connection: { host, port, user: username, password, database: store.database },
+        election: opts.election,
+        schema: opts.schema,
+      })
+    }
   }
+}
+
+/** "host:port" or "[v6]:port" to its parts. */
+function splitHostPort(hp: string): [string, number] {
+  const at = hp.lastIndexOf(':')
+  return [hp.slice(0, at).replace(/^\[|\]$/g, ''), Number(hp.slice(at + 1))]
 }

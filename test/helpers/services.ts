@@ -29,6 +29,7 @@ export const SERVICES = {
   BALLOT_ETCDCTL: '/usr/bin/etcdctl',
   BALLOT_REDIS_SERVER: '/usr/bin/redis-server',
   BALLOT_PG_BIN: '/usr/lib/postgresql/15/bin',
+  BALLOT_PGBOUNCER: '/usr/sbin/pgbouncer',
   BALLOT_CONSUL: `${servicesDir}/consul/usr/bin/consul`,
   BALLOT_JAVA: '/usr/bin/java',
   BALLOT_JAVAC: '/usr/bin/javac',

@@ -43,6 +43,7 @@ interface StoreFlags {
   storeUser?: string
   storePassword?: string
   storeToken?: string
+  schema?: string
 }
 
 /** `--store URL --election NAME`: read the store directly, as a follower (flags, then BALLOT_* variables). */
@@ -50,7 +51,7 @@ function storeFlags(cmd: Command): Command {
   return cmd
     .option(
       '--store <url>',
-      'read the leader from this store directly (etcd://, zookeeper://, consul:// or redis://host:port), not a node',
+      'read the leader from this store directly (etcd://, zookeeper://, consul://, redis:// or postgres://), not a node',
     )
     .option(
       '--election <name>',
@@ -59,6 +60,7 @@ function storeFlags(cmd: Command): Command {
     .option('--store-user <name>', 'with --store: user (or in the URL)')
     .option('--store-password <secret>', 'with --store: password (or BALLOT_STORE_PASSWORD)')
     .option('--store-token <token>', 'with --store: Consul ACL token (or BALLOT_STORE_TOKEN)')
+    .option('--schema <name>', "with a postgres:// store: the schema of ballot's tables (default ballot)")
 }
 
 function storeFollower(flags: StoreFlags): LeaseFollower | undefined {
@@ -73,6 +75,7 @@ function storeFollower(flags: StoreFlags): LeaseFollower | undefined {
     storeUser: flags.storeUser ?? env.BALLOT_STORE_USER,
     storePassword: flags.storePassword ?? env.BALLOT_STORE_PASSWORD,
     storeToken: flags.storeToken ?? env.BALLOT_STORE_TOKEN,
+    schema: flags.schema ?? env.BALLOT_SCHEMA,
   }
   checkStoreSettings(parseStoreUrl(store, '--store').scheme, settings)
   return new LeaseFollower({ backend: storeBackend(settings, true).backend })

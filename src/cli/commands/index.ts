@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import { registerClients } from './client.js'
 import { registerDemo } from './demo.js'
 import { registerExec } from './exec.js'
+import { registerMigrate } from './migrate.js'
 import { registerRun } from './run.js'
 import { registerSim } from './sim.js'
 
@@ -12,6 +13,7 @@ const registrars: Array<(program: Command) => void> = [
   registerClients,
   registerDemo,
   registerSim,
+  registerMigrate,
 ]
 
 export function registerCommands(program: Command): void {
