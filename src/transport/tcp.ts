@@ -165,6 +165,10 @@ export class TcpTransport<M> implements Transport<M> {
   private readonly random: () => number
   private readonly now: () => number
   private readonly tlsContext: tls.SecureContext | undefined
+  /** Takes sniffed TLS connections through their handshake (TLS only). */
+  private readonly tlsServer: tls.Server | undefined
+  /** Inbound connections in their TLS handshake, by remote host:port. */
+  private readonly handshaking = new Map<string, Inbound>()
   /** "peer code" pairs already reported through onDialError. */
   private readonly dialErrorsSaid = new Set<string>()
   /** When each (place, reason) problem was last reported. */
@@ -186,6 +190,20 @@ export class TcpTransport<M> implements Transport<M> {
     this.tlsContext = opts.tls
       ? tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.ca })
       : undefined
+    if (opts.tls) {
+      this.tlsServer = tls.createServer({
+        cert: opts.tls.cert,
+        key: opts.tls.key,
+        ca: opts.tls.ca,
+        requestCert: true,
+        // Checked by hand (onSecure), so that the refusal can be said to the peer and logged.
+        rejectUnauthorized: false,
+        // Our own deadline (preAuthTimeoutMs) bounds the handshake; this one must never come first.
+        handshakeTimeout: this.preAuthTimeoutMs + 60_000,
+      })
+      this.tlsServer.on('secureConnection', (s) => this.onSecure(s))
+      this.tlsServer.on('tlsClientError', (err, s) => this.onTlsClientError(err, s))
+    }
     for (const [id, addr] of opts.peers) this.outbound.set(id, this.newOutbound(id, addr))
   }
 
@@ -490,7 +508,7 @@ export class TcpTransport<M> implements Transport<M> {
     const conn: Inbound = {
       raw,
       stream: raw,
-      remote: formatHostPort({ host: raw.remoteAddress ?? '?', port: raw.remotePort ?? 0 }),
+      remote: remoteOf(raw),
       decoder: new FrameDecoder(this.preAuthMaxBytes),
       peer: undefined,
       deadline: undefined,
@@ -514,7 +532,11 @@ export class TcpTransport<M> implements Transport<M> {
     else this.readFrames(conn)
   }
 
-  /** Looks at the first bytes: a TLS client hello goes to a TLS socket; anything else is told TLS is required. */
+  /**
+   * Looks at the first bytes: a TLS client hello goes to the TLS server; anything else is told TLS is
+   * required. The TLS server hands the secured socket back by its remote address and port (unique among
+   * open connections), and the certificate is checked by hand so that a refusal can be said and logged.
+   */
   private startTls(conn: Inbound): void {
     const raw = conn.raw
     raw.once('data', (first: Buffer) => {
@@ -531,47 +553,66 @@ export class TcpTransport<M> implements Transport<M> {
       }
       raw.pause()
       raw.unshift(first)
-      raw.setTimeout(0)
-      const secure = new tls.TLSSocket(raw, {
-        isServer: true,
-        secureContext: this.tlsContext,
-        requestCert: true,
-        // Checked by hand on 'secure', so that the refusal can be said to the peer and logged.
-        rejectUnauthorized: false,
-      })
-      conn.stream = secure
-      secure.setTimeout(this.preAuthIdleMs, () => this.refuse(conn, 'idle'))
-      secure.on('error', (err: NodeJS.ErrnoException) => {
-        if (conn.done) return
-        this.problem(
-          hostOf(conn.remote),
-          'HANDSHAKE',
-          `TLS handshake with ${conn.remote} failed: ${err.code ?? err.message}`,
-          { address: conn.remote },
-        )
-        this.refuse(conn, 'tls')
-      })
-      secure.once('secure', () => {
-        if (conn.done) return
-        if (!secure.authorized) {
-          const reason = certificateReason(secure)
-          this.problem(
-            hostOf(conn.remote),
-            reason,
-            `refused a TLS connection from ${conn.remote}${subjectOf(secure)}: ${explainTlsReason(reason)}`,
-            { address: conn.remote },
-          )
-          this.refuse(conn, 'tls', reason)
-          return
-        }
-        this.readFrames(conn)
-      })
+      this.handshaking.set(conn.remote, conn)
+      this.tlsServer?.emit('connection', raw)
     })
   }
 
+  private onSecure(secure: tls.TLSSocket): void {
+    const conn = this.handshaking.get(remoteOf(secure))
+    if (!conn || conn.done) {
+      secure.destroy()
+      return
+    }
+    this.handshaking.delete(conn.remote)
+    conn.stream = secure
+    secure.on('error', () => {})
+    if (!secure.authorized) {
+      const reason = certificateReason(secure)
+      this.problem(
+        hostOf(conn.remote),
+        reason,
+        `refused a TLS connection from ${conn.remote}${subjectOf(secure)}: ${explainTlsReason(reason)}`,
+        { address: conn.remote },
+      )
+      this.refuse(conn, 'tls', reason)
+      return
+    }
+    // The raw socket's idle timer sees no reads once TLS owns the socket: the TLS socket's takes over.
+    conn.raw.setTimeout(0)
+    secure.setTimeout(this.preAuthIdleMs, () => this.refuse(conn, 'idle'))
+    this.readFrames(conn)
+  }
+
+  private onTlsClientError(err: NodeJS.ErrnoException, secure: tls.TLSSocket): void {
+    const conn = this.handshaking.get(remoteOf(secure))
+    if (!conn || conn.done) return
+    this.handshaking.delete(conn.remote)
+    this.problem(
+      hostOf(conn.remote),
+      'HANDSHAKE',
+      `TLS handshake with ${conn.remote} failed: ${err.code ?? err.message}`,
+      { address: conn.remote },
+    )
+    this.refuse(conn, 'tls')
+  }
+
   private readFrames(conn: Inbound): void {
+    let first = true
     conn.stream.on('data', (chunk: Buffer) => {
       if (conn.done) return
+      if (first && !this.tlsContext && chunk[0] === TLS_HANDSHAKE_RECORD) {
+        // A frame this large is refused anyway; a TLS client hello deserves a word to both ends.
+        this.problem(
+          hostOf(conn.remote),
+          'TLS_NOT_CONFIGURED',
+          `refused a TLS connection from ${conn.remote}: this node has no TLS set up (--tls-cert, --tls-key, --tls-ca)`,
+          { address: conn.remote },
+        )
+        this.refuse(conn, 'tls', 'TLS_NOT_CONFIGURED')
+        return
+      }
+      first = false
       conn.decoder.append(chunk)
       for (;;) {
         const frame = conn.decoder.next()
@@ -674,6 +715,7 @@ export class TcpTransport<M> implements Transport<M> {
   }
 
   private forget(conn: Inbound): void {
+    if (this.handshaking.get(conn.remote) === conn) this.handshaking.delete(conn.remote)
     conn.done = true
     this.clearPending(conn)
     this.inbound.delete(conn)
@@ -728,6 +770,11 @@ function certificateReason(socket: tls.TLSSocket): string {
 function subjectOf(socket: tls.TLSSocket): string {
   const cn = socket.getPeerCertificate()?.subject?.CN
   return typeof cn === 'string' && cn.length > 0 ? ` (certificate CN=${cn.slice(0, 64)})` : ''
+}
+
+/** A socket's remote "host:port", as accept() records it. */
+function remoteOf(socket: net.Socket): string {
+  return formatHostPort({ host: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0 })
 }
 
 /** The host of "host:port": repeated problems are grouped by host (ports of dialled sockets vary). */
