@@ -72,6 +72,8 @@ const envelopeSchema = z.object({
   w: z.number().finite(),
   m: z.unknown().optional(),
   h: z.literal(1).optional(),
+  /** In a hello: acknowledge what arrives on this connection at least this often (ms). */
+  a: z.number().int().min(1).max(600_000).optional(),
 })
 
 /**
@@ -123,7 +125,16 @@ export type Decoded<M> =
   | { ok: false; reason: DropReason; from?: string }
 
 /** What a stream transport decodes: a message, or the hello that opens a connection. */
-export type DecodedFrame<M> = Decoded<M> | { ok: true; from: string; to: string; hello: true }
+export type DecodedFrame<M> =
+  | Decoded<M>
+  | {
+      ok: true
+      from: string
+      to: string
+      hello: true
+      /** The sender asks for link acknowledgements at least this often (ms); undefined: none. */
+      ackMs?: number
+    }
 
 export class Codec<M> {
   readonly maxMessageBytes: number
@@ -180,11 +191,11 @@ export class Codec<M> {
    * The hello a stream transport sends first on every connection it opens: an authenticated frame that
    * names this node, so the receiver can accept the connection before any protocol message is due.
    */
-  encodeHello(to: string): Buffer {
-    return this.seal({ t: to, h: 1 })
+  encodeHello(to: string, ackMs?: number): Buffer {
+    return this.seal({ t: to, h: 1, a: ackMs })
   }
 
-  private seal(fields: { t: string; m?: M; h?: 1 }): Buffer {
+  private seal(fields: { t: string; m?: M; h?: 1; a?: number | undefined }): Buffer {
     this.seq++
     const body = Buffer.from(
       JSON.stringify({
@@ -194,7 +205,7 @@ export class Codec<M> {
         n: this.incarnation,
         s: this.seq,
         w: this.wallClock(),
-        ...(fields.h ? { h: 1 } : { m: fields.m }),
+        ...(fields.h ? { h: 1, ...(fields.a === undefined ? {} : { a: fields.a }) } : { m: fields.m }),
       }),
     )
     const signer = this.keys[0]
@@ -244,7 +255,7 @@ export class Codec<M> {
     if (!env.success) return { ok: false, reason: 'malformed' }
     // A message carries `m`; a hello carries `h` and no `m`.
     if ((env.data.h === 1) === Object.hasOwn(raw as object, 'm')) return { ok: false, reason: 'malformed' }
-    const { c, f, t, n, s, w, m, h } = env.data
+    const { c, f, t, n, s, w, m, h, a } = env.data
     if (c !== this.cluster) return { ok: false, reason: 'cluster', from: f }
     if (t !== this.self && t !== '*') return { ok: false, reason: 'misdirected', from: f }
     if (!this.isKnownPeer(f) || f === this.self) return { ok: false, reason: 'unknown-peer', from: f }
@@ -255,7 +266,10 @@ export class Codec<M> {
       const verdict = this.replay.check(f, n, s, w, this.wallClock())
       if (verdict !== 'ok') return { ok: false, reason: verdict, from: f }
     }
-    if (!msg) return { ok: true, from: f, to: t, hello: true }
+    if (!msg)
+      return a === undefined
+        ? { ok: true, from: f, to: t, hello: true }
+        : { ok: true, from: f, to: t, hello: true, ackMs: a }
     return { ok: true, from: f, to: t, msg: msg.data as M }
   }
 }

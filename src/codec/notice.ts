@@ -8,6 +8,10 @@
  *
  * A notice is the payload of one frame: byte 0 is 0 (never a valid envelope version), then the reason
  * in ASCII, at most 64 characters of A–Z, 0–9 and _. Anything else is not a notice.
+ *
+ * The same mark alone (a payload of one zero byte) is a link acknowledgement: the receiving end of a
+ * connection says "your bytes are arriving", when the dialler asked for it in its hello. A dialler that
+ * sent and saw no acknowledgement for long knows the connection stopped moving data (see transport/tcp.ts).
  */
 
 /** The first byte of a notice frame's payload (envelopes start with their format version, 1). */
@@ -25,4 +29,12 @@ export function decodeNotice(payload: Buffer): string | undefined {
   if (payload.length < 2 || payload.length > 65 || payload[0] !== NOTICE_MARK) return undefined
   const word = payload.subarray(1).toString('latin1')
   return REASON.test(word) ? word : undefined
+}
+
+/** A whole frame (length prefix included) acknowledging that data arrives on this connection. */
+export const ACK_FRAME: Buffer = Buffer.from([0, 0, 0, 1, NOTICE_MARK])
+
+/** True for the payload of a link acknowledgement. */
+export function isAck(payload: Buffer): boolean {
+  return payload.length === 1 && payload[0] === NOTICE_MARK
 }

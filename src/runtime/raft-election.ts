@@ -242,8 +242,8 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
       peers: new Map(opts.members.filter((m) => m.id !== opts.id).map((m) => [m.id, m.address])),
       codec,
       connectTimeoutMs: opts.connectTimeoutMs ?? connectTimeoutFor(this.resolvedTiming.heartbeatIntervalMs),
-      // Every raft message is answered, and a leader's heartbeats flow every interval: a link that sent
-      // and heard nothing back for an election timeout is dead, whatever TCP thinks.
+      // A link on which what was sent is not acknowledged for an election timeout is dead, whatever TCP
+      // thinks: redial it, so that a healed network carries the next heartbeat at once.
       silenceTimeoutMs: this.resolvedTiming.electionTimeoutMinMs,
       tls,
       onError: (err) => this.reportError(err),

@@ -12,12 +12,16 @@
  * does the transport report the peer unreachable. A flaky link or a paused process never looks dead.
  *
  * Every dial has a timeout (a blackholed peer is retried promptly, not left to the kernel's minute of
- * SYN retransmissions), and every socket has TCP keepalive and Nagle off. With `silenceTimeoutMs`, an
- * outbound connection on which this node sent and then heard nothing back from that peer for that long
- * is taken for dead and redialled: a connection that stopped moving data during a network cut is
- * otherwise neither timed out nor redialled, and the kernel's retransmission backoff decides when the
- * peers hear each other again after the heal (seconds). Node has no TCP_USER_TIMEOUT; this is the
- * application-level equivalent, and it costs nothing while traffic flows.
+ * SYN retransmissions), and every socket has TCP keepalive and Nagle off.
+ *
+ * Links that stop moving data: a connection whose packets vanish during a network cut is neither timed
+ * out nor redialled for many seconds, and after the heal the kernel's retransmission backoff decides when
+ * the peers hear each other again. Node has no TCP_USER_TIMEOUT, so with `silenceTimeoutMs` the
+ * transport does it itself: its hello asks the receiver to acknowledge what arrives at least every third
+ * of that timeout (a one-byte frame back on the same connection), and a connection on which data sent
+ * was not acknowledged for `silenceTimeoutMs` is destroyed and dialled again (counted as `silent`). Only
+ * a connection whose receiver has acknowledged once is judged, so a peer that does not acknowledge (an
+ * older version) is never redialled for it.
  *
  * Inbound connections are untrusted until their first valid frame: until then a connection may hold at
  * most `preAuthMaxBytes` of a frame, must send that frame (and finish its TLS handshake) within
@@ -28,7 +32,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import type { Codec } from '../codec/envelope.js'
 import { encodeFrame, FrameDecoder } from '../codec/frame.js'
-import { decodeNotice, encodeNotice } from '../codec/notice.js'
+import { ACK_FRAME, decodeNotice, encodeNotice, isAck } from '../codec/notice.js'
 import { type BallotError, TlsError, TransportError } from '../errors.js'
 import { BROADCAST } from '../protocol/machine.js'
 import { formatHostPort, type HostPort, parseHostPort } from './address.js'
@@ -65,9 +69,9 @@ export interface TcpTransportOptions<M> {
    */
   keepAliveMs?: number
   /**
-   * Redial a peer when this node has sent to it and heard nothing back from it for this long (ms).
-   * Only for protocols in which every message sent is answered or followed by traffic the other way
-   * (raft: heartbeats and their acknowledgements); raft passes its election timeout. Default: off.
+   * Redial a peer when data sent to it was not acknowledged for this long (ms): the receiving transport
+   * acknowledges what arrives at least every third of this (asked for in the hello). Raft passes its
+   * minimum election timeout. Default: off (no acknowledgements asked for, none judged).
    */
   silenceTimeoutMs?: number
   /** An inbound connection must send its first valid frame within this (ms). Default 5000. */
@@ -123,8 +127,10 @@ interface Outbound {
   dialStartedAt: number
   /** How the last dial ended when it never connected: 'network' (timeout, no route) or 'refused'. */
   failure: 'network' | 'refused' | undefined
-  /** The first send since this node last heard from the peer (monotonic ms); undefined: none pending. */
-  pendingSince: number | undefined
+  /** Whether the peer acknowledges data on the current connection (it asked for it in our hello). */
+  acked: boolean
+  /** The first send since the peer last acknowledged data (monotonic ms); undefined: all acknowledged. */
+  unackedSince: number | undefined
 }
 
 interface Inbound {
@@ -138,6 +144,12 @@ interface Inbound {
   deadline: NodeJS.Timeout | undefined
   /** Closed (or being closed) by this node: no more frames are read. */
   done: boolean
+  /** Acknowledge what arrives at least this often (ms), as the dialler's hello asked; undefined: never. */
+  ackMs: number | undefined
+  /** When the last acknowledgement was written (monotonic ms). */
+  lastAckAt: number
+  /** A pending acknowledgement, written once `ackMs` has passed since the last. */
+  ackTimer: NodeJS.Timeout | undefined
 }
 
 export class TcpTransport<M> implements Transport<M> {
@@ -165,6 +177,8 @@ export class TcpTransport<M> implements Transport<M> {
   private readonly random: () => number
   private readonly now: () => number
   private readonly tlsContext: tls.SecureContext | undefined
+  /** How often peers are asked to acknowledge what arrives (ms): a third of the silence timeout. */
+  private readonly ackMs: number | undefined
   /** Takes sniffed TLS connections through their handshake (TLS only). */
   private readonly tlsServer: tls.Server | undefined
   /** Inbound connections in their TLS handshake, by remote host:port. */
@@ -187,6 +201,8 @@ export class TcpTransport<M> implements Transport<M> {
     this.maxPreAuth = opts.maxPreAuthConnections ?? 64
     this.random = opts.random ?? Math.random
     this.now = opts.now ?? (() => performance.now())
+    this.ackMs =
+      opts.silenceTimeoutMs === undefined ? undefined : Math.max(5, Math.floor(opts.silenceTimeoutMs / 3))
     this.tlsContext = opts.tls
       ? tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.ca })
       : undefined
@@ -218,7 +234,8 @@ export class TcpTransport<M> implements Transport<M> {
       probing: false,
       dialStartedAt: 0,
       failure: undefined,
-      pendingSince: undefined,
+      acked: false,
+      unackedSince: undefined,
     }
   }
 
@@ -291,10 +308,10 @@ export class TcpTransport<M> implements Transport<M> {
       this.stats.sendFailures++
       return
     }
-    if (this.opts.silenceTimeoutMs !== undefined) {
+    if (this.opts.silenceTimeoutMs !== undefined && out.acked) {
       const now = this.now()
-      if (out.pendingSince === undefined) out.pendingSince = now
-      else if (now - out.pendingSince > this.opts.silenceTimeoutMs) {
+      if (out.unackedSince === undefined) out.unackedSince = now
+      else if (now - out.unackedSince > this.opts.silenceTimeoutMs) {
         // Sent and heard nothing back for longer than an election timeout: the connection stopped
         // moving data (a cut). Redial ('close' below dials again at once); this message is lost, as it
         // would have been on the dead connection.
@@ -399,8 +416,9 @@ export class TcpTransport<M> implements Transport<M> {
       out.connected = true
       out.probing = false
       out.backoffMs = this.initialMs
-      out.pendingSince = undefined
-      socket.write(encodeFrame(this.opts.codec.encodeHello(out.id)))
+      out.acked = false
+      out.unackedSince = undefined
+      socket.write(encodeFrame(this.opts.codec.encodeHello(out.id, this.ackMs)))
       this.handlers?.onPeerConnected(out.id)
     }
     if (this.tlsContext) {
@@ -409,26 +427,25 @@ export class TcpTransport<M> implements Transport<M> {
       })
       socket.on('secureConnect', established)
     } else socket.on('connect', established)
-    // The peer writes on our outbound connection only to say why it refuses it (a notice).
+    // The peer writes on our outbound connection only to acknowledge what arrives (when our hello asked
+    // for it), or to say why it refuses the connection (a notice).
     const notices = new FrameDecoder(64)
     socket.on('data', (chunk: Buffer) => {
       notices.append(chunk)
-      const frame = notices.next()
-      if (frame === undefined) return
-      const reason = frame === 'oversized' ? undefined : decodeNotice(frame)
-      if (reason === undefined) return
-      this.stats.dropConnection('tls')
-      this.problem(
-        out.id,
-        reason,
-        reason === 'TLS_REQUIRED'
-          ? `member ${out.id} at ${address} refused our connection: ${explainTlsReason(reason)}`
-          : `member ${out.id} at ${address} refused our TLS certificate: ${explainTlsReason(reason)}`,
-        { peer: out.id, address },
-      )
-      out.failure = 'refused'
-      out.connected = false
-      socket.destroy()
+      for (;;) {
+        const frame = notices.next()
+        if (frame === undefined || out.socket !== socket) return
+        if (frame === 'oversized') {
+          socket.destroy()
+          return
+        }
+        if (isAck(frame)) {
+          out.acked = true
+          out.unackedSince = undefined
+          continue
+        }
+        this.onNotice(out, socket, address, frame)
+      }
     })
     socket.on('error', (err: NodeJS.ErrnoException) => {
       // 'close' follows and carries the decision; a name that does not resolve is also said, once.
@@ -456,7 +473,8 @@ export class TcpTransport<M> implements Transport<M> {
       const wasConnected = out.connected
       out.connected = false
       out.socket = undefined
-      out.pendingSince = undefined
+      out.acked = false
+      out.unackedSince = undefined
       if (out.failure === 'refused') {
         // Refused for its certificate or ours: a fault to fix, retried with backoff.
         this.scheduleDial(out)
@@ -474,6 +492,24 @@ export class TcpTransport<M> implements Transport<M> {
       }
       this.scheduleDial(out)
     })
+  }
+
+  /** A notice on our outbound connection: the peer refuses it, and says why. */
+  private onNotice(out: Outbound, socket: net.Socket, address: string, frame: Buffer): void {
+    const reason = decodeNotice(frame)
+    if (reason === undefined) return
+    this.stats.dropConnection('tls')
+    this.problem(
+      out.id,
+      reason,
+      reason === 'TLS_REQUIRED'
+        ? `member ${out.id} at ${address} refused our connection: ${explainTlsReason(reason)}`
+        : `member ${out.id} at ${address} refused our TLS certificate: ${explainTlsReason(reason)}`,
+      { peer: out.id, address },
+    )
+    out.failure = 'refused'
+    out.connected = false
+    socket.destroy()
   }
 
   /**
@@ -513,6 +549,9 @@ export class TcpTransport<M> implements Transport<M> {
       peer: undefined,
       deadline: undefined,
       done: false,
+      ackMs: undefined,
+      lastAckAt: Number.NEGATIVE_INFINITY,
+      ackTimer: undefined,
     }
     this.inbound.add(conn)
     this.unproven.add(conn)
@@ -616,7 +655,11 @@ export class TcpTransport<M> implements Transport<M> {
       conn.decoder.append(chunk)
       for (;;) {
         const frame = conn.decoder.next()
-        if (frame === undefined) return
+        if (frame === undefined) {
+          // Every read is acknowledged (a partial frame too: bytes are moving) when the dialler asked.
+          this.acknowledge(conn)
+          return
+        }
         if (frame === 'oversized') {
           this.drop('oversized')
           if (conn.peer === undefined) this.refuse(conn, 'preauth-oversized')
@@ -627,6 +670,27 @@ export class TcpTransport<M> implements Transport<M> {
         if (conn.done) return
       }
     })
+  }
+
+  /**
+   * Acknowledges data that arrived on an inbound connection: at once when none was acknowledged for
+   * `ackMs`, else when that much has passed since the last one. So every byte that arrives is
+   * acknowledged within `ackMs`, and a steady stream costs one small write per `ackMs`.
+   */
+  private acknowledge(conn: Inbound): void {
+    if (conn.ackMs === undefined || conn.ackTimer !== undefined || conn.done) return
+    const wait = conn.lastAckAt + conn.ackMs - this.now()
+    const write = () => {
+      conn.ackTimer = undefined
+      if (conn.done) return
+      conn.lastAckAt = this.now()
+      conn.stream.write(ACK_FRAME)
+    }
+    if (wait <= 0) write()
+    else {
+      conn.ackTimer = setTimeout(write, wait)
+      conn.ackTimer.unref()
+    }
   }
 
   private onFrame(conn: Inbound, frame: Buffer): void {
@@ -659,10 +723,12 @@ export class TcpTransport<M> implements Transport<M> {
       this.shut(conn)
       return
     }
-    const out = this.outbound.get(decoded.from)
-    if (out) out.pendingSince = undefined
     this.redialIfWaiting(decoded.from)
-    if ('hello' in decoded) return
+    if ('hello' in decoded) {
+      // At most every 5 ms, however often the dialler asks: acknowledgements must stay cheap.
+      if (decoded.ackMs !== undefined) conn.ackMs = Math.max(5, decoded.ackMs)
+      return
+    }
     this.stats.messagesReceived++
     this.handlers?.onMessage(decoded.from, decoded.msg)
   }
@@ -706,6 +772,10 @@ export class TcpTransport<M> implements Transport<M> {
   }
 
   private clearPending(conn: Inbound): void {
+    if (conn.done) {
+      clearTimeout(conn.ackTimer)
+      conn.ackTimer = undefined
+    }
     clearTimeout(conn.deadline)
     conn.deadline = undefined
     conn.raw.setTimeout(0)
