@@ -312,6 +312,8 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
           peers: new Map(peers.map((p) => [p.id, p.address])),
           codec,
           connectTimeoutMs: opts.connectTimeoutMs ?? connectTimeoutFor(timing.heartbeatIntervalMs),
+          // A link whose data goes unacknowledged for as long as a leader may stay silent is dead: redial.
+          silenceTimeoutMs: Math.max(250, timing.leaderTimeoutMs),
           tls,
           onError: (err) => this.reportError(err),
         }),

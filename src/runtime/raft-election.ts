@@ -244,7 +244,8 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
       connectTimeoutMs: opts.connectTimeoutMs ?? connectTimeoutFor(this.resolvedTiming.heartbeatIntervalMs),
       // A link on which what was sent is not acknowledged for an election timeout is dead, whatever TCP
       // thinks: redial it, so that a healed network carries the next heartbeat at once.
-      silenceTimeoutMs: this.resolvedTiming.electionTimeoutMinMs,
+      // At least 250 ms: the fast profile's 100 ms would redial (and lose a message) on a mere stall.
+      silenceTimeoutMs: Math.max(250, this.resolvedTiming.electionTimeoutMaxMs),
       tls,
       onError: (err) => this.reportError(err),
       onDialError: (peer, address, err) =>
