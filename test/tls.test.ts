@@ -16,7 +16,7 @@ import { decodeNotice } from '../src/codec/notice.js'
 import { BullyElection, RaftElection } from '../src/index.js'
 import { type CertFiles, TestPki } from './helpers/certs.js'
 import { CLI, DaemonCluster, type DaemonProc } from './helpers/daemon.js'
-import { waitFor } from './helpers/raft-cluster.js'
+import { freePorts, waitFor } from './helpers/raft-cluster.js'
 
 let pki: TestPki
 const files: Record<'n1' | 'n2' | 'n3' | 'other' | 'expired', CertFiles> = {} as never
@@ -227,5 +227,31 @@ describe('a TLS cluster of ballot processes', () => {
     const all = await c.waitForAgreement(() => [n1, n2, n3])
     assert.equal(all.id, first.id)
     assert.deepEqual(tlsLines(n3), [], 'a good member logs no TLS problem')
+  })
+})
+
+describe('bully over TLS', () => {
+  test('three nodes with certificates from the cluster CA agree on the highest pid', async (t) => {
+    const ports = await freePorts(3)
+    const members = ports.map((p) => ({ address: `127.0.0.1:${p}` }))
+    const certs = [files.n1, files.n2, files.n3]
+    const nodes = members.map(
+      (m, i) =>
+        new BullyElection({
+          pid: i + 1,
+          listen: m.address,
+          members,
+          tls: certs[i] as CertFiles,
+          timing: 'default',
+        }),
+    )
+    const errors: string[] = []
+    for (const n of nodes) n.on('error', (err) => errors.push(err.message))
+    t.after(() => Promise.all(nodes.map((n) => n.stop({ handover: false }))))
+    await Promise.all(nodes.map((n) => n.start()))
+    await waitFor('all three to name the highest pid', () =>
+      nodes.every((n) => n.leader()?.id === members[2]?.address),
+    )
+    assert.deepEqual(errors, [], 'no TLS problem between good members')
   })
 })
