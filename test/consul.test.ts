@@ -17,6 +17,7 @@ import {
 } from '../src/lease/stores/consul.js'
 import { Recorder } from './helpers/backend-recorder.js'
 import { ConsulAgent } from './helpers/consul.js'
+import { HttpHoldProxy } from './helpers/http-hold-proxy.js'
 import { freePorts, type OwnedProcess, removeTempDir, sleep, tempDir, waitUntil } from './helpers/services.js'
 import { TcpProxy } from './helpers/tcp-proxy.js'
 
@@ -206,6 +207,48 @@ describe('Consul backend', () => {
     tokens.push((await headIs(f.events, 'a')).token)
     for (let i = 1; i < tokens.length; i++)
       assert.ok(tokens[i]! > tokens[i - 1]!, `tokens must grow: ${tokens.join(' < ')}`)
+  })
+
+  test('a late leave (held in the network while the candidate left again, rejoined and led anew) releases and deletes nothing of the later join', async () => {
+    const prefix = uniquePrefix('late-leave')
+    const proxy = await HttpHoldProxy.start(agent.address)
+    others.push(proxy)
+    const events = new Recorder('a')
+    const b = backend({ prefix, address: proxy.address })
+    await b.connect(events, { watchOnly: false })
+    const session = await b.openSession(10_000)
+    const lock = async () => {
+      const kv = JSON.parse((await agent.http('GET', `/v1/kv/${prefix}/.lock`)).text || '[]')[0]
+      return kv as { Session?: string; ModifyIndex: number } | undefined
+    }
+    const line = async () => (await agent.http('GET', `/v1/kv/${prefix}.ballot/line/${session.id}`)).status
+    await b.join({ id: 'a' })
+    const first = await waitUntil('join 1 to hold the lock', async () => {
+      const kv = await lock()
+      return kv?.Session === session.id && kv
+    })
+    // Leave 1: its first request (whatever it is) is held back, as on a slow network; the driver's
+    // timeout gives up on it, and the machine goes on (a retried leave, a join, a leave, a join).
+    proxy.hold((method, url) => method !== 'GET' || url.includes('consistent'))
+    const late = b.leave()
+    await proxy.waitHeld()
+    await b.leave()
+    await b.join({ id: 'a' })
+    await b.leave()
+    await b.join({ id: 'a' })
+    const later = await waitUntil('a later join to hold the lock anew', async () => {
+      const kv = await lock()
+      return kv?.Session === session.id && kv.ModifyIndex > first.ModifyIndex && kv
+    })
+    assert.equal(await line(), 200)
+    proxy.release()
+    await late.catch(() => undefined)
+    // Leave 1 lands now: it must not release the lock the later join holds, nor delete its line key.
+    const now = await lock()
+    assert.equal(now?.Session, session.id, 'the late leave released the lock of a later join while it led')
+    assert.equal(now?.ModifyIndex, later.ModifyIndex)
+    assert.equal(await line(), 200, "the late leave deleted the later join's line key")
+    await b.closeSession()
   })
 
   test('a session destroyed without a release: the lock-delay holds everyone off', async () => {

@@ -98,6 +98,9 @@ interface ConsulClient {
     set(opts: Record<string, unknown>): Promise<unknown>
     del(opts: Record<string, unknown>): Promise<unknown>
   }
+  transaction: {
+    create(operations: unknown[], opts: Record<string, unknown>): Promise<unknown>
+  }
   session: {
     create(opts: Record<string, unknown>): Promise<{ ID: string }>
     destroy(opts: Record<string, unknown>): Promise<unknown>
@@ -125,6 +128,17 @@ function loadConsul(): Promise<ConsulCtor> {
 export function parseConsulJson(text: string): unknown {
   return JSON.parse(
     text.replace(/(?<=[{,]\s*)"(Flags|CreateIndex|ModifyIndex|LockIndex)"(\s*):(\s*)(\d+)/g, '"$1"$2:$3"$4"'),
+  )
+}
+
+/**
+ * JSON for Consul with bigints written as exact numbers (the lock flags are above 2^53: a Number would
+ * round them). Only the transaction body is JSON; KV values are sent raw.
+ */
+export function stringifyConsulJson(data: unknown): string {
+  return JSON.stringify(data, (_k, v) => (typeof v === 'bigint' ? `\u0000bigint:${v}` : v)).replace(
+    /"\\u0000bigint:(\d+)"/g,
+    '$1',
   )
 }
 
@@ -179,8 +193,16 @@ export class ConsulBackend implements LeaseBackend {
   private events: BackendEvents | undefined
   private session: BackendSession | undefined
   private lostSession: string | undefined
+  /** This candidate's line entry; `index` is the ModifyIndex its join's write left (when read back). */
   private me:
-    | { id: string; address?: string; tags?: Record<string, string>; key: string; session: string }
+    | {
+        id: string
+        address?: string
+        tags?: Record<string, string>
+        key: string
+        session: string
+        index?: bigint
+      }
     | undefined
   private holding: { session: string; token: bigint } | undefined
   private fault: StoreError | undefined
@@ -232,6 +254,7 @@ export class ConsulBackend implements LeaseBackend {
       baseUrl: this.baseUrl,
       defaults: this.token ? { token: this.token } : undefined,
       decoders: { 'application/json': (data: Buffer | string) => parseConsulJson(data.toString()) },
+      encoders: { 'application/json': (data: unknown) => Buffer.from(stringifyConsulJson(data)) },
     })
     this.client = client
     // The first read must succeed (or refuse) before connect resolves: a bad address or foreign data
@@ -319,6 +342,9 @@ export class ConsulBackend implements LeaseBackend {
     const raw = (await this.request('read line key', () =>
       client.kv.get({ key, consistent: true, timeout: this.requestTimeoutMs }),
     )) as RawKv | undefined
+    // The index this join's write left: a leave deletes the key only while it still holds this entry.
+    if (raw && raw.Session === session.id && this.me?.key === key && this.me.index === undefined)
+      this.me.index = BigInt(raw.ModifyIndex)
     this.wake()
     const entry: LineEntry = {
       id: self.id,
@@ -331,14 +357,29 @@ export class ConsulBackend implements LeaseBackend {
     return entry
   }
 
+  /**
+   * Leaves the line: releases the lock only as this join acquired it, and deletes the line key only
+   * while it holds this join's entry. The line key is the same for every join under one session, and
+   * the lock is the session's: a leave that timed out (or was retried) can reach Consul after the
+   * candidate joined again and acquired anew, and must then touch nothing (the lock release and the
+   * delete are each conditional on the ModifyIndex this join saw, checked by Consul atomically).
+   */
   async leave(): Promise<void> {
     const client = this.ready()
     const me = this.me
+    const held = this.holding
     this.me = undefined
+    this.holding = undefined
     this.wake()
     if (!me) return
-    await this.releaseLock(client, me.session)
-    await this.request('leave', () => client.kv.del({ key: me.key, timeout: this.requestTimeoutMs }))
+    if (held && held.session === me.session) await this.releaseHeld(client, me, held.token)
+    await this.request('leave', () =>
+      client.kv.del({
+        key: me.key,
+        ...(me.index === undefined ? {} : { cas: me.index.toString() }),
+        timeout: this.requestTimeoutMs,
+      }),
+    )
     this.wake()
   }
 
@@ -473,6 +514,35 @@ export class ConsulBackend implements LeaseBackend {
         timeout: this.requestTimeoutMs,
       }),
     )
+  }
+
+  /**
+   * Releases the lock if it is still the one acquired at `token` by this session (a transaction:
+   * check-index, then unlock); a lock acquired again since, or already gone, is left alone.
+   */
+  private async releaseHeld(client: ConsulClient, me: { id: string; session: string }, token: bigint) {
+    try {
+      await this.request('release', () =>
+        client.transaction.create(
+          [
+            { KV: { Verb: 'check-index', Key: this.lockKey, Index: token } },
+            {
+              KV: {
+                Verb: 'unlock',
+                Key: this.lockKey,
+                Value: Buffer.from(me.id).toString('base64'),
+                Flags: CONSUL_LOCK_FLAGS,
+                Session: me.session,
+              },
+            },
+          ],
+          { timeout: this.requestTimeoutMs },
+        ),
+      )
+    } catch (err) {
+      // 409: the transaction was rolled back (the lock moved on since this join acquired it).
+      if (statusOf(err) !== 409) throw err
+    }
   }
 
   /** As `consul lock` does on exit: delete the lock key when it is ours in kind and nobody holds it. */
