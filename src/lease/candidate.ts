@@ -1,8 +1,9 @@
 /**
  * LeaseElection: a candidate in a coordination store's election (etcd today), as an Election like the
  * raft and bully drivers. A thin layer over the pure LeaseMachine: it stamps every input with the
- * clock, notes the send time of each store request before it goes out, bounds each request with a
- * timeout, wakes the machine at the deadline it names, and turns its view into events.
+ * clock, notes the send time of each store request before it goes out, wakes the machine at the
+ * deadline it names (which includes each request's timeout: the machine's rule 6), and turns its view
+ * into events.
  */
 import type {
   ClusterState,
@@ -154,6 +155,8 @@ export class LeaseElection extends ElectionBase {
       id: opts.id,
       timing: this.resolved,
       random: opts.random ?? Math.random,
+      store: opts.backend?.store,
+      target: opts.backend?.target,
     })
   }
 
@@ -313,6 +316,7 @@ export class LeaseElection extends ElectionBase {
     // Events first: a leader that stops leading is told (and its work aborted) before any request that
     // could let another candidate lead goes out.
     this.report(view)
+    this.stats.sendFailures += ready.timedOut.length
     for (const err of ready.errors) this.reportError(err)
     for (const request of ready.requests) this.send(request)
     if (view.stopped) {
@@ -331,52 +335,49 @@ export class LeaseElection extends ElectionBase {
   private send(request: LeaseRequest): void {
     const backend = this.opts.backend
     const { seq } = request
-    const t = this.resolved.requestTimeoutMs
     this.stats.messagesSent++
-    // The send time is noted before the request leaves: validity counts from it (machine rule 1).
+    // The send time is noted before the request leaves: validity counts from it (machine rule 1). No
+    // timeout here: the machine fails a request unanswered in time (rule 6) and ignores a late answer.
     const sentAt = this.clock.now()
-    const run = <T>(what: string, work: () => Promise<T>, done: (value: T) => LeaseInput) => {
-      withTimeout(backend.store, what, t, work, backend.target).then(
-        (value) => this.input(done(value)),
-        (err: unknown) => {
-          this.stats.sendFailures++
-          const error = asError(backend.store, err)
-          this.input({ kind: 'failed', seq, reason: classify(error), error })
-        },
-      )
+    const run = <T>(work: () => Promise<T>, done: (value: T) => LeaseInput) => {
+      Promise.resolve()
+        .then(work)
+        .then(
+          (value) => this.input(done(value)),
+          (err: unknown) => {
+            this.stats.sendFailures++
+            const error = asError(backend.store, err)
+            this.input({ kind: 'failed', seq, reason: classify(error), error })
+          },
+        )
     }
     switch (request.kind) {
       case 'openSession':
         run(
-          'a session grant',
           () => backend.openSession(request.ttlMs),
           (session) => ({ kind: 'sessionOpened', seq, sentAt, session }),
         )
         break
       case 'keepAlive':
         run(
-          'a keep-alive',
           () => backend.keepAlive(),
           () => ({ kind: 'keptAlive', seq, sentAt }),
         )
         break
       case 'join':
         run(
-          'a join',
           () => backend.join({ id: this.opts.id, address: this.opts.address, tags: this.opts.tags }),
           (entry) => ({ kind: 'joined', seq, entry }),
         )
         break
       case 'leave':
         run(
-          'a leave',
           () => backend.leave(),
           () => ({ kind: 'left', seq }),
         )
         break
       case 'closeSession':
         run(
-          'a session close',
           () => backend.closeSession(),
           () => ({ kind: 'sessionClosed', seq }),
         )
