@@ -31,9 +31,11 @@
  * are sent as their exact decimal text.
  */
 import { EventEmitter } from 'node:events'
+import { Agent as HttpsAgent } from 'node:https'
 import { InvalidOptionsError, SessionLostError, StoreError } from '../../errors.js'
 import type { BackendEvents, BackendSession, LeaseBackend, LineEntry } from '../backend.js'
 import { loadOptional } from './optional.js'
+import { checkStoreTls, type StoreTls } from './tls.js'
 
 const STORE = 'consul'
 /** api.LockFlagValue in Consul's Go API (0x2ddccbc058a50c18), exactly. */
@@ -49,6 +51,12 @@ export interface ConsulBackendOptions {
   prefix: string
   /** Where ballot's own candidates line up (outside the prefix). Default `<prefix>.ballot/line`. */
   linePrefix?: string
+  /**
+   * TLS to the agent's HTTPS API (the address must be https://): the CA to trust and, when the agent
+   * verifies clients (`verify_incoming_https`), a client certificate and key (PEM). Absent: the system's
+   * roots (and NODE_EXTRA_CA_CERTS).
+   */
+  tls?: StoreTls | undefined
   /** ACL token, sent as X-Consul-Token. */
   token?: string
   /** Session lock-delay (ms): how long an invalidated session's lock stays unavailable. Default 15000 (consul lock's). 0 disables it. */
@@ -183,6 +191,7 @@ export class ConsulBackend implements LeaseBackend {
   /** The agent's URL (the token is a header, never in it). */
   readonly target: string
   private readonly token: string | undefined
+  private readonly tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined
   private readonly lockDelayMs: number
   private readonly checks: string[]
   private readonly sessionName: string
@@ -236,6 +245,9 @@ export class ConsulBackend implements LeaseBackend {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:')
       throw new InvalidOptionsError('address', `"${address}" must be an http:// or https:// URL`)
+    if (opts.tls && url.protocol !== 'https:')
+      throw new InvalidOptionsError('tls', `TLS options need an https:// agent address, not "${address}"`)
+    this.tls = opts.tls ? checkStoreTls(opts.tls) : undefined
     this.baseUrl = `${url.origin}/v1`
     this.target = url.origin
     this.token = opts.token
@@ -252,6 +264,7 @@ export class ConsulBackend implements LeaseBackend {
     const Consul = await loadConsul()
     const client = new Consul({
       baseUrl: this.baseUrl,
+      ...(this.tls ? { agent: this.httpsAgent() } : {}),
       defaults: this.token ? { token: this.token } : undefined,
       decoders: { 'application/json': (data: Buffer | string) => parseConsulJson(data.toString()) },
       encoders: { 'application/json': (data: unknown) => Buffer.from(stringifyConsulJson(data)) },
@@ -411,6 +424,14 @@ export class ConsulBackend implements LeaseBackend {
     this.wake()
     await this.loop?.catch(() => {})
     this.client?.destroy()
+    this.agent?.destroy()
+  }
+
+  private agent: HttpsAgent | undefined
+  /** The HTTPS agent with this backend's CA and client certificate (one per backend). */
+  private httpsAgent(): HttpsAgent {
+    this.agent ??= new HttpsAgent({ keepAlive: true, ...this.tls })
+    return this.agent
   }
 
   // --- requests ----------------------------------------------------------------------------------
@@ -438,7 +459,7 @@ export class ConsulBackend implements LeaseBackend {
     if (e0.isAbort || (e0.isValidation && /ctx already/.test(e0.message ?? ''))) return new Aborted()
     const status = statusOf(err)
     // The client prefixes its messages with "consul: " too; StoreError adds the store's name once.
-    const message = ((err as Error).message ?? String(err)).replace(/^consul: /, '')
+    const message = ((err as Error).message ?? String(err)).replace(/^consul: /, '').replace(/\s*\n\s*/g, ' ')
     if (status === undefined || status >= 500 || status === 429) {
       const e = new StoreError(
         'STORE_UNAVAILABLE',
