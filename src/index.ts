@@ -38,6 +38,7 @@ export {
 } from './lease/store-url.js'
 export { CONSUL_LOCK_FLAGS, ConsulBackend, type ConsulBackendOptions } from './lease/stores/consul.js'
 export { EtcdBackend, type EtcdBackendOptions } from './lease/stores/etcd.js'
+export type { StoreTls } from './lease/stores/tls.js'
 export { ZooKeeperBackend, type ZooKeeperBackendOptions } from './lease/stores/zookeeper.js'
 export {
   BULLY_TIMING_PROFILES,

@@ -1,9 +1,13 @@
 /**
  * `--store` URLs, one scheme per store:
  *
- *   etcd://[user:password@]host:port[,host:port...]
- *   zookeeper://[user:password@]host:port[,host:port...][/chroot]   (user:password: digest auth)
+ *   etcd://[user:password@]host:port[,host:port...]       etcd+https://...  (TLS)
+ *   zookeeper://[user:password@]host:port[,host:port...][/chroot]   (user:password: digest auth; no TLS)
  *   consul://host:port   consul+https://host:port                   (one agent; ACL token apart)
+ *
+ * TLS: the `+https` schemes; the CA to trust and a client certificate and key come apart (the CLI's
+ * --store-ca/--store-cert/--store-key, files). ZooKeeper has no TLS here: node-zookeeper-client speaks
+ * plain TCP only (reach a TLS-only ensemble through a local TLS tunnel such as stunnel).
  *
  * Credentials may also come apart (flags, BALLOT_STORE_USER / BALLOT_STORE_PASSWORD / BALLOT_STORE_TOKEN);
  * they are never part of what is logged or printed. A Consul token is never taken from the URL: it has no
@@ -13,6 +17,7 @@ import { InvalidOptionsError } from '../errors.js'
 import type { LeaseBackend } from './backend.js'
 import { ConsulBackend } from './stores/consul.js'
 import { EtcdBackend } from './stores/etcd.js'
+import type { StoreTls } from './stores/tls.js'
 import { ZooKeeperBackend } from './stores/zookeeper.js'
 
 /** The stores a `--store` URL can name. */
@@ -28,13 +33,13 @@ export interface StoreUrl {
   username?: string
   /** The password from the URL, if any (never printed). */
   password?: string
-  /** Consul: `consul+https://` (the agent's HTTPS API; a private CA goes in NODE_EXTRA_CA_CERTS). */
+  /** `etcd+https://` or `consul+https://`: TLS to the store (the CA and client certificate come apart). */
   tls?: boolean
   /** ZooKeeper: the chroot after the hosts (`/apps`), if any. */
   chroot?: string
 }
 
-const SCHEMES = ['etcd', 'zookeeper', 'consul', 'consul+https'] as const
+const SCHEMES = ['etcd', 'etcd+https', 'zookeeper', 'consul', 'consul+https'] as const
 const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[^:\s/@,[\]]+):(\d{1,5})$/
 const EXAMPLES = 'etcd://host:port[,host:port], zookeeper://host:port[,host:port] or consul://host:port'
 
@@ -73,9 +78,11 @@ export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
   const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/.exec(url.trim())
   if (!m) throw new InvalidOptionsError(field, `expected ${EXAMPLES}, got "${redactStoreUrl(url)}"`)
   const given = m[1] as string
+  if (given === 'zookeeper+https' || given === 'zookeepers')
+    throw new InvalidOptionsError(field, ZOOKEEPER_NO_TLS)
   if (!(SCHEMES as readonly string[]).includes(given))
     throw new InvalidOptionsError(field, `unknown store "${given}://" (supported: ${SCHEMES.join(', ')})`)
-  const scheme: StoreScheme = given === 'consul+https' ? 'consul' : (given as StoreScheme)
+  const scheme = given.replace(/\+https$/, '') as StoreScheme
   let rest = (m[2] as string).replace(/\/+$/, '')
   let username: string | undefined
   let password: string | undefined
@@ -113,10 +120,14 @@ export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
       'give one Consul agent (host:port): the agent forwards to the servers',
     )
   const out: StoreUrl = { scheme, hosts, username, password }
-  if (given === 'consul+https') out.tls = true
+  if (given.endsWith('+https')) out.tls = true
   if (chroot !== undefined) out.chroot = chroot
   return out
 }
+
+/** Why ZooKeeper takes no TLS settings, and what to do instead (one line). */
+export const ZOOKEEPER_NO_TLS =
+  'ZooKeeper over TLS is not supported (node-zookeeper-client speaks plain TCP only): reach a TLS-only ensemble through a local TLS tunnel (e.g. stunnel) and give its local address'
 
 /** The URL with any password replaced by "***", for messages. */
 export function redactStoreUrl(url: string): string {
@@ -145,15 +156,25 @@ export interface BackendFactoryOptions {
   exactTtl?: boolean
   /** Consul: the session's lock-delay (ms). Default 15000, as `consul lock`. */
   lockDelayMs?: number
+  /** With a `+https` URL: the CA to trust and a client certificate and key (PEM). Default: system roots. */
+  tls?: StoreTls
 }
 
 /** The backend for a parsed store URL (credentials given apart win over those in the URL). */
 export function createBackend(store: StoreUrl, opts: BackendFactoryOptions): LeaseBackend {
   const username = opts.username ?? store.username
   const password = opts.password ?? store.password
+  if (opts.tls && !store.tls)
+    throw new InvalidOptionsError(
+      '--store',
+      store.scheme === 'zookeeper'
+        ? ZOOKEEPER_NO_TLS
+        : `TLS settings need a TLS store URL (${store.scheme}+https://host:port)`,
+    )
+  const tls = store.tls ? (opts.tls ?? {}) : undefined
   switch (store.scheme) {
     case 'etcd':
-      return new EtcdBackend({ hosts: store.hosts, election: opts.election, username, password })
+      return new EtcdBackend({ hosts: store.hosts, election: opts.election, username, password, tls })
     case 'zookeeper': {
       if (password !== undefined && username === undefined)
         throw new InvalidOptionsError('--store-user', 'ZooKeeper digest auth needs a user with the password')
@@ -176,6 +197,7 @@ export function createBackend(store: StoreUrl, opts: BackendFactoryOptions): Lea
         prefix: opts.election,
         token: opts.token,
         lockDelayMs: opts.lockDelayMs,
+        tls,
       })
   }
 }

@@ -43,6 +43,9 @@ interface StoreFlags {
   storeUser?: string
   storePassword?: string
   storeToken?: string
+  storeCa?: string
+  storeCert?: string
+  storeKey?: string
 }
 
 /** `--store URL --election NAME`: read the store directly, as a follower (flags, then BALLOT_* variables). */
@@ -59,6 +62,9 @@ function storeFlags(cmd: Command): Command {
     .option('--store-user <name>', 'with --store: user (or in the URL)')
     .option('--store-password <secret>', 'with --store: password (or BALLOT_STORE_PASSWORD)')
     .option('--store-token <token>', 'with --store: Consul ACL token (or BALLOT_STORE_TOKEN)')
+    .option('--store-ca <file>', 'with a +https store: CA certificate file to trust (or BALLOT_STORE_CA)')
+    .option('--store-cert <file>', 'with a +https store: client certificate file (or BALLOT_STORE_CERT)')
+    .option('--store-key <file>', 'with a +https store: its key file (or BALLOT_STORE_KEY)')
 }
 
 function storeFollower(flags: StoreFlags): LeaseFollower | undefined {
@@ -73,8 +79,12 @@ function storeFollower(flags: StoreFlags): LeaseFollower | undefined {
     storeUser: flags.storeUser ?? env.BALLOT_STORE_USER,
     storePassword: flags.storePassword ?? env.BALLOT_STORE_PASSWORD,
     storeToken: flags.storeToken ?? env.BALLOT_STORE_TOKEN,
+    storeCa: flags.storeCa ?? env.BALLOT_STORE_CA,
+    storeCert: flags.storeCert ?? env.BALLOT_STORE_CERT,
+    storeKey: flags.storeKey ?? env.BALLOT_STORE_KEY,
   }
-  checkStoreSettings(parseStoreUrl(store, '--store').scheme, settings)
+  const url = parseStoreUrl(store, '--store')
+  checkStoreSettings(url.scheme, { ...settings, tls: url.tls })
   return new LeaseFollower({ backend: storeBackend(settings, true).backend })
 }
 
