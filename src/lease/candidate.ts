@@ -26,6 +26,7 @@ import { type Clock, realClock } from '../runtime/clock.js'
 import { ElectionBase } from '../runtime/election-base.js'
 import { TransportStats, type TransportStatsSnapshot } from '../transport/transport.js'
 import type { BackendEvents, LeaseBackend, LineEntry } from './backend.js'
+import { asStoreError, closeBackend, connectBackend } from './connect.js'
 import {
   type FailureReason,
   type LeaseInput,
@@ -69,41 +70,11 @@ const LEASE_OPTION_KEYS: KnownKeys<LeaseElectionOptions> = {
   random: true,
 }
 
-/** Runs `work` with a timeout; rejects with StoreUnavailableError when the store does not answer. */
-export async function withTimeout<T>(
-  store: string,
-  what: string,
-  ms: number,
-  work: () => Promise<T>,
-  target?: string,
-): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const where = target ? `${store} ${target}` : store
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new StoreUnavailableError(store, `${where}: no answer to ${what} within ${ms} ms`)),
-      ms,
-    )
-  })
-  try {
-    return await Promise.race([work(), timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
 export function classify(err: unknown): FailureReason {
   const code = (err as { code?: string })?.code
   if (err instanceof SessionLostError || code === 'SESSION_LOST') return 'sessionLost'
   if (code === 'STORE_REFUSED') return 'refused'
   return 'unavailable'
-}
-
-function asError(store: string, err: unknown): Error {
-  if (err instanceof BallotError) return err
-  return new StoreUnavailableError(store, `${store}: ${(err as Error)?.message ?? String(err)}`, {
-    cause: err,
-  })
 }
 
 /**
@@ -206,17 +177,10 @@ export class LeaseElection extends ElectionBase {
       sessionLost: (reason) => this.onEvent({ kind: 'sessionLost', error: reason }),
     }
     try {
-      await withTimeout(
-        backend.store,
-        'connect',
-        this.opts.connectTimeoutMs ?? 5000,
-        () => backend.connect(events, { watchOnly: false }),
-        backend.target,
-      )
+      await connectBackend(backend, events, { watchOnly: false, timeoutMs: this.opts.connectTimeoutMs })
     } catch (err) {
       this.closed = true
-      await backend.close().catch(() => undefined)
-      throw asError(backend.store, err)
+      throw err
     }
     this.started = true
     this.input({ kind: 'start' })
@@ -242,7 +206,7 @@ export class LeaseElection extends ElectionBase {
     this.closed = true
     this.clock.clearTimer(this.timer)
     this.clock.clearTimer(this.leaseTimer)
-    await this.opts.backend.close().catch((err) => this.reportError(asError(this.store, err)))
+    await closeBackend(this.opts.backend, (err) => this.reportError(err))
     this.observe('stopped', false, undefined)
   }
 
@@ -346,7 +310,7 @@ export class LeaseElection extends ElectionBase {
           (value) => this.input(done(value)),
           (err: unknown) => {
             this.stats.sendFailures++
-            const error = asError(backend.store, err)
+            const error = asStoreError(backend.store, err)
             this.input({ kind: 'failed', seq, reason: classify(error), error })
           },
         )

@@ -340,7 +340,7 @@ export class ConsulBackend implements LeaseBackend {
     if (!session) throw new SessionLostError(STORE, 'no session is open')
     if (this.fault) throw this.fault
     const key = `${this.linePrefix}/${session.id}`
-    if (!(this.me && this.me.session === session.id)) {
+    const write = async () => {
       const value = JSON.stringify({ id: self.id, address: self.address, tags: self.tags })
       const ok = await this.request('join', () =>
         client.kv.set({ key, value, acquire: session.id, timeout: this.requestTimeoutMs }),
@@ -352,9 +352,18 @@ export class ConsulBackend implements LeaseBackend {
       }
       this.me = { id: self.id, address: self.address, tags: self.tags, key, session: session.id }
     }
-    const raw = (await this.request('read line key', () =>
-      client.kv.get({ key, consistent: true, timeout: this.requestTimeoutMs }),
-    )) as RawKv | undefined
+    const read = async () =>
+      (await this.request('read line key', () =>
+        client.kv.get({ key, consistent: true, timeout: this.requestTimeoutMs }),
+      )) as RawKv | undefined
+    if (!(this.me && this.me.session === session.id)) await write()
+    let raw = await read()
+    if (!raw || raw.Session !== session.id) {
+      // Our entry was deleted behind our back (by hand, or a tool): joining again must write it anew,
+      // or this candidate would wait for ever on a line without it, its session holding the lock.
+      await write()
+      raw = await read()
+    }
     // The index this join's write left: a leave deletes the key only while it still holds this entry.
     if (raw && raw.Session === session.id && this.me?.key === key && this.me.index === undefined)
       this.me.index = BigInt(raw.ModifyIndex)
