@@ -13,13 +13,7 @@ import type {
   ResignOptions,
   StopOptions,
 } from '../election.js'
-import {
-  BallotError,
-  ClosedError,
-  InvalidOptionsError,
-  SessionLostError,
-  StoreUnavailableError,
-} from '../errors.js'
+import { ClosedError, InvalidOptionsError, SessionLostError } from '../errors.js'
 import type { Random } from '../protocol/machine.js'
 import { checkOptions, type KnownKeys } from '../runtime/check-options.js'
 import { type Clock, realClock } from '../runtime/clock.js'
