@@ -5,14 +5,7 @@
  * deadline it names (which includes each request's timeout: the machine's rule 6), and turns its view
  * into events.
  */
-import type {
-  ClusterState,
-  ElectionCounters,
-  LeaderInfo,
-  MemberState,
-  ResignOptions,
-  StopOptions,
-} from '../election.js'
+import type { ClusterState, ElectionCounters, LeaderInfo, ResignOptions, StopOptions } from '../election.js'
 import { ClosedError, InvalidOptionsError, SessionLostError } from '../errors.js'
 import type { Random } from '../protocol/machine.js'
 import { checkOptions, type KnownKeys } from '../runtime/check-options.js'
@@ -21,6 +14,7 @@ import { ElectionBase } from '../runtime/election-base.js'
 import { TransportStats, type TransportStatsSnapshot } from '../transport/transport.js'
 import type { BackendEvents, LeaseBackend, LineEntry } from './backend.js'
 import { asStoreError, closeBackend, connectBackend } from './connect.js'
+import { lineMembers } from './line-members.js'
 import {
   type FailureReason,
   type LeaseInput,
@@ -233,16 +227,7 @@ export class LeaseElection extends ElectionBase {
   /** The line of candidates, head first, as last read. */
   clusterState(): ClusterState {
     const v = this.view()
-    const members: MemberState[] = v.line.map((e, i) => ({
-      id: e.id,
-      address: e.address,
-      kind: 'voter',
-      role: i === 0 ? (v.leader?.key === e.key ? 'leader' : 'candidate') : 'follower',
-      term: e.token,
-      tags: e.tags ?? {},
-      reachable: true,
-      self: e.key === v.self?.key,
-    }))
+    const members = lineMembers(v.line, { headLeads: false, leaderKey: v.leader?.key, selfKey: v.self?.key })
     return {
       self: this.opts.id,
       role: this.state(),

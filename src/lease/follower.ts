@@ -4,7 +4,7 @@
  * `changes()`, `on('change')`, `leader()`, `clusterState()`; it never leads, and `resign()` refuses.
  * `ballot leader --store` and `ballot watch --store` are this.
  */
-import type { ClusterState, ElectionCounters, LeaderInfo, MemberState } from '../election.js'
+import type { ClusterState, ElectionCounters, LeaderInfo } from '../election.js'
 import { ClosedError, NotLeaderError, TokenNotNewerError } from '../errors.js'
 import { checkOptions, type KnownKeys } from '../runtime/check-options.js'
 import { type Clock, realClock } from '../runtime/clock.js'
@@ -12,6 +12,7 @@ import { ElectionBase } from '../runtime/election-base.js'
 import { TransportStats, type TransportStatsSnapshot } from '../transport/transport.js'
 import type { BackendEvents, LeaseBackend, LineEntry } from './backend.js'
 import { closeBackend, connectBackend } from './connect.js'
+import { lineMembers } from './line-members.js'
 
 /** Options of `new LeaseFollower()`. Unknown keys are refused (INVALID_OPTIONS naming the key). */
 export interface LeaseFollowerOptions {
@@ -131,16 +132,7 @@ export class LeaseFollower extends ElectionBase {
   /** The line of candidates in the store, head first. */
   clusterState(): ClusterState {
     const leader = this.leader()
-    const members: MemberState[] = this.line.map((e, i) => ({
-      id: e.id,
-      address: e.address,
-      kind: 'voter',
-      role: i === 0 ? 'leader' : 'follower',
-      term: e.token,
-      tags: e.tags ?? {},
-      reachable: true,
-      self: false,
-    }))
+    const members = lineMembers(this.line)
     return { self: this.id, role: this.state(), term: leader?.token ?? 0n, leader, members }
   }
 
