@@ -237,8 +237,16 @@ describe('Consul backend', () => {
       (err: unknown) => err,
     )
     await proxy.waitHeld()
+    // As the driver does, each step waits for the backend to have read the line and the lock since the
+    // last one (two reads of the lock key: the second starts only after the first was reported).
+    const lockReads = () => proxy.seen.filter((r) => r.method === 'GET' && r.url.includes('.lock')).length
+    const settled = async () => {
+      const from = lockReads()
+      await waitUntil('the backend to read the lock twice', () => lockReads() >= from + 2)
+    }
     await b.leave()
     await b.join({ id: 'a' })
+    await settled()
     await b.leave()
     await b.join({ id: 'a' })
     const later = await waitUntil('a later join to hold the lock anew', async () => {

@@ -262,6 +262,25 @@ describe('lease machine: fencing tokens only grow', () => {
     h.take('leave')
   })
 
+  test('the same stale token shown again after a rejoin: reported once, and the candidate goes to the back again', () => {
+    // A store can show the same stale token twice: Consul's lock outlives a leave whose release did not
+    // happen, and the rejoined entry heads the line on it again. Refusing without going to the back would
+    // leave the candidate at the head for ever, neither leading nor letting anyone else lead.
+    const h = new Harness()
+    const other = entry('other', 20)
+    const me = entry('me', 30)
+    h.lead(me, { line: [other, me] })
+    const stale = { ...me, order: 7n, token: 7n }
+    h.step(10, { kind: 'line', entries: [stale] })
+    h.step(10, { kind: 'left', seq: h.take('leave').seq })
+    const join = h.take('join')
+    h.step(20, { kind: 'joined', seq: join.seq, entry: stale })
+    h.step(20, { kind: 'line', entries: [stale] })
+    assert.equal(h.m.view(20).isLeader, false)
+    assert.equal(h.errors.filter((e) => (e as { code?: string }).code === 'TOKEN_NOT_NEWER').length, 1)
+    h.take('leave')
+  })
+
   test("never reports another's leadership with a lower token", () => {
     const h = new Harness()
     const me = entry('me', 50)

@@ -372,6 +372,9 @@ export class LeaseMachine {
   }
 
   private refuse(head: LineEntry, what: 'lead' | 'report'): void {
+    // Our own stale entry would block the line: go to the back and get a fresh token (every time: the
+    // store may show the same stale token again after a rejoin, as Consul's lock can).
+    if (what === 'lead') this.rejoin = true
     if (this.refusedToken === head.token) return
     this.refusedToken = head.token
     this.errors.push(
@@ -380,8 +383,6 @@ export class LeaseMachine {
           `${this.highestToken} already reported: refusing to ${what === 'lead' ? 'lead on it' : 'report it'}`,
       ),
     )
-    // Our own stale entry would block the line: go to the back and get a fresh token.
-    if (what === 'lead') this.rejoin = true
   }
 
   // ---- requests and their outcomes --------------------------------------------------------------

@@ -12,6 +12,8 @@ import { waitUntil } from './services.js'
 export type RequestMatch = (method: string, url: string) => boolean
 
 export class HttpHoldProxy {
+  /** Every request seen, in arrival order (method and URL). */
+  readonly seen: Array<{ method: string; url: string }> = []
   private armed: RequestMatch | undefined
   private held: { method: string; url: string; go: () => void } | undefined
 
@@ -47,6 +49,7 @@ export class HttpHoldProxy {
         const p = proxy!
         const method = req.method ?? 'GET'
         const url = req.url ?? '/'
+        p.seen.push({ method, url })
         if (p.armed && !p.held && p.armed(method, url)) {
           p.armed = undefined
           p.held = { method, url, go: forward }

@@ -684,6 +684,10 @@ export class ConsulBackend implements LeaseBackend {
   private report(snap: Snapshot): void {
     const entries: LineEntry[] = []
     const holderSession = snap.lock?.Session
+    // Known before the driver hears of this line (and may leave on it): the lock this session holds, so
+    // that a leave releases it even when it was taken over from an earlier join of the same session.
+    if (snap.lock && holderSession && holderSession === this.session?.id)
+      this.holding ??= { session: holderSession, token: snap.lock.ModifyIndex }
     if (snap.lock && holderSession) {
       const ballot = snap.line.find((e) => e.Session === holderSession)
       const mine = this.holding?.session === holderSession
