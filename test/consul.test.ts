@@ -261,7 +261,8 @@ describe('Consul backend', () => {
     assert.equal(now?.Session, session.id, 'the late leave released the lock of a later join while it led')
     assert.equal(now?.ModifyIndex, later.ModifyIndex)
     assert.equal(await line(), 200, "the late leave deleted the later join's line key")
-    await b.closeSession()
+    await b.close()
+    await proxy.close()
   })
 
   test('a session destroyed without a release: the lock-delay holds everyone off', async () => {

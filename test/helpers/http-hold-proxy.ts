@@ -44,6 +44,11 @@ export class HttpHoldProxy {
             },
           )
           up.on('error', () => res.destroy())
+          // A client that gives up (a cancelled blocking query) ends its request upstream too: abandoned
+          // long polls would pile up connections at the store (Consul allows 200 per client address).
+          res.on('close', () => {
+            if (!res.writableFinished) up.destroy()
+          })
           up.end(Buffer.concat(chunks))
         }
         const p = proxy!
