@@ -51,6 +51,7 @@ export {
   type RedisElectionKeys,
   redisKeys,
 } from './lease/stores/redis.js'
+export type { StoreTls } from './lease/stores/tls.js'
 export { ZooKeeperBackend, type ZooKeeperBackendOptions } from './lease/stores/zookeeper.js'
 export {
   BULLY_TIMING_PROFILES,

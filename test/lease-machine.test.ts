@@ -19,8 +19,8 @@ class Harness {
   requests: LeaseRequest[] = []
   errors: Error[] = []
   deadline = Number.POSITIVE_INFINITY
-  constructor(random = () => 0.5) {
-    this.m = new LeaseMachine({ id: 'me', timing, random })
+  constructor(random = () => 0.5, t = timing) {
+    this.m = new LeaseMachine({ id: 'me', timing: t, random })
   }
   step(now: number, input: LeaseInput) {
     this.m.step(now, input)
@@ -68,6 +68,30 @@ describe('lease machine: timing', () => {
     assert.equal(h.m.view(VALID).isLeader, false)
   })
 
+  test('rule 6: a request unanswered within requestTimeoutMs fails as unavailable at that deadline; its late answer is ignored', () => {
+    const h = new Harness()
+    h.lead(entry('me', 10))
+    h.step(1000, { kind: 'tick' })
+    const ka = h.take('keepAlive')
+    assert.equal(h.deadline, 1000 + timing.requestTimeoutMs, 'the timeout is the next deadline')
+    h.step(1000 + timing.requestTimeoutMs - 1, { kind: 'tick' })
+    assert.equal(h.m.view(1999).isLeader, true)
+    assert.deepEqual(h.errors, [])
+    h.step(1000 + timing.requestTimeoutMs, { kind: 'tick' })
+    assert.equal(h.errors.length, 1)
+    assert.equal((h.errors[0] as unknown as { code?: string }).code, 'STORE_UNAVAILABLE')
+    assert.match(
+      String((h.errors[0] as unknown as Error).message) ?? '',
+      /no answer to a keep-alive within 1000 ms/,
+    )
+    assert.equal(h.m.view(2000).isLeader, false, 'in doubt: leadership stops at once')
+    assert.equal(h.m.view(2000).suspended, true)
+    // The answer comes after all: too late, ignored (it cannot extend validity).
+    h.step(2100, { kind: 'keptAlive', seq: ka.seq, sentAt: 1000 })
+    assert.equal(h.m.view(2100).session?.validUntil, VALID)
+    assert.equal(h.m.view(2100).isLeader, false)
+  })
+
   test('a keep-alive goes out every ttl/3 and extends validity from its send time', () => {
     const h = new Harness()
     h.lead(entry('me', 10))
@@ -96,7 +120,8 @@ describe('lease machine: timing', () => {
   })
 
   test('a keep-alive that never comes back ends leadership at validUntil, and it is never resumed on that token', () => {
-    const h = new Harness()
+    // A request timeout longer than validity: validity ends first (rule 1), before rule 6 fails it.
+    const h = new Harness(undefined, { ...timing, requestTimeoutMs: 5000 })
     const me = entry('me', 10)
     h.lead(me)
     h.step(1000, { kind: 'tick' })
@@ -234,6 +259,25 @@ describe('lease machine: fencing tokens only grow', () => {
     assert.equal(h.m.view(10).isLeader, false)
     assert.equal(h.m.view(10).leader, undefined)
     assert.equal((h.errors.at(-1) as { code?: string }).code, 'TOKEN_NOT_NEWER')
+    h.take('leave')
+  })
+
+  test('the same stale token shown again after a rejoin: reported once, and the candidate goes to the back again', () => {
+    // A store can show the same stale token twice: Consul's lock outlives a leave whose release did not
+    // happen, and the rejoined entry heads the line on it again. Refusing without going to the back would
+    // leave the candidate at the head for ever, neither leading nor letting anyone else lead.
+    const h = new Harness()
+    const other = entry('other', 20)
+    const me = entry('me', 30)
+    h.lead(me, { line: [other, me] })
+    const stale = { ...me, order: 7n, token: 7n }
+    h.step(10, { kind: 'line', entries: [stale] })
+    h.step(10, { kind: 'left', seq: h.take('leave').seq })
+    const join = h.take('join')
+    h.step(20, { kind: 'joined', seq: join.seq, entry: stale })
+    h.step(20, { kind: 'line', entries: [stale] })
+    assert.equal(h.m.view(20).isLeader, false)
+    assert.equal(h.errors.filter((e) => (e as { code?: string }).code === 'TOKEN_NOT_NEWER').length, 1)
     h.take('leave')
   })
 

@@ -95,11 +95,15 @@ describe('lease simulation: every check can fail', () => {
     assert.equal(batch(fast(), 'crash-leader', 150).failedRuns, 0)
   })
 
-  test('lease and fencing: validity counted from the reply (time in flight, or paused with it, counted as renewed)', (t) => {
+  test('lease: validity counted from the reply (time in flight, or paused with it, counted as renewed)', (t) => {
+    // Since the machine itself drops every answer that comes after its request's timeout (rule 6, even
+    // when the answer is handled before the timeout's tick, as after a pause), an answer counted from
+    // its arrival overstates validity by at most the request timeout: enough for two leaders at once.
+    // (Before rule 6 moved into the machine, such late answers also broke fencing; the fencing check is
+    // shown to fail by the key-version tokens below.)
     const s = batch(fast({ unsafeValidityFromReply: true }), 'random', 300)
     t.diagnostic(`${s.failedRuns} of ${s.runs} runs broke ${JSON.stringify(s.violations)}`)
     assert.ok((s.violations.lease ?? 0) > 0, JSON.stringify(s.violations))
-    assert.ok((s.violations.fencing ?? 0) > 0, JSON.stringify(s.violations))
   })
 
   test('lease: isLeader() as a flag a timer clears ignores pauses', (t) => {

@@ -8,6 +8,7 @@
  * reached (leader, status, watch).
  * @module
  */
+import './quiet-warnings.js'
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { InvalidOptionsError } from '../errors.js'

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import ms from 'ms'
 import { z } from 'zod'
 import { InvalidOptionsError } from '../errors.js'
-import { parseStoreUrl, type StoreScheme, storeTtlProblem } from '../lease/store-url.js'
+import { parseStoreUrl, type StoreScheme, storeTtlProblem, ZOOKEEPER_NO_TLS } from '../lease/store-url.js'
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port')
 const PORT = 'must be a port number from 0 to 65535'
@@ -60,6 +60,12 @@ export const daemonConfigSchema = z
     storePassword: z.string().optional(),
     /** Lease driver on Consul: the ACL token (never logged). */
     storeToken: z.string().min(1).optional(),
+    /** Lease driver, TLS (etcd+https://, consul+https://): a CA file to trust (PEM). Default: system roots. */
+    storeCa: z.string().min(1).optional(),
+    /** Lease driver, TLS: a client certificate file (PEM), for a store that asks for one; with storeKey. */
+    storeCert: z.string().min(1).optional(),
+    /** Lease driver, TLS: the client certificate's key file (PEM; read, never logged). */
+    storeKey: z.string().min(1).optional(),
     /** Lease driver on Consul: the session's lock-delay. Default 15s, as `consul lock`. */
     lockDelay: durationOrZero.optional(),
     /** Lease driver on PostgreSQL: the schema of ballot's tables. Default ballot. */
@@ -233,7 +239,7 @@ export function loadDaemonConfig(
     const store = parseStoreUrl(config.store, name('store'))
     if (!config.election)
       throw new InvalidOptionsError('--election', 'required with --store (the election name)')
-    checkStoreSettings(store.scheme, config, name)
+    checkStoreSettings(store.scheme, { ...config, tls: store.tls }, name)
     if (!config.id)
       throw new InvalidOptionsError('--id', 'required with --store (the value of this candidate entry)')
     return config
@@ -251,7 +257,15 @@ export function loadDaemonConfig(
       '--tls-cert',
       'multicast cannot use TLS (datagrams to a group); authenticate with --key instead, or use TCP (--nodes)',
     )
-  for (const key of ['store', 'storeToken', 'lockDelay', 'schema'] as const)
+  for (const key of [
+    'store',
+    'storeToken',
+    'lockDelay',
+    'schema',
+    'storeCa',
+    'storeCert',
+    'storeKey',
+  ] as const)
     if (config[key] !== undefined)
       throw new InvalidOptionsError(`--${kebab(key)}`, `applies to --algo lease only (not ${config.algo})`)
   if (config.algo === 'raft' && config.multicast)
@@ -287,11 +301,35 @@ export function checkStoreSettings(
     storeToken?: string
     lockDelay?: number
     schema?: string
+    storeCa?: string
+    storeCert?: string
+    storeKey?: string
+    /** The URL asks for TLS (`+https`). */
+    tls?: boolean | undefined
   },
   name: (key: string) => string = (k) => `--${kebab(k)}`,
 ): void {
   if (scheme !== 'postgres' && s.schema !== undefined)
     throw new InvalidOptionsError(name('schema'), 'applies to postgres:// stores only')
+  for (const key of ['storeCa', 'storeCert', 'storeKey'] as const) {
+    if (s[key] === undefined) continue
+    if (scheme === 'zookeeper') throw new InvalidOptionsError(name(key), ZOOKEEPER_NO_TLS)
+    if (scheme === 'postgres')
+      throw new InvalidOptionsError(
+        name(key),
+        'TLS to PostgreSQL is a library option (PostgresBackend connection.ssl), not a --store setting yet',
+      )
+    if (!s.tls)
+      throw new InvalidOptionsError(
+        name(key),
+        `needs a TLS store URL (${scheme === 'redis' ? 'rediss' : `${scheme}+https`}://host:port)`,
+      )
+  }
+  if ((s.storeCert === undefined) !== (s.storeKey === undefined))
+    throw new InvalidOptionsError(
+      name(s.storeCert === undefined ? 'storeCert' : 'storeKey'),
+      'a client certificate and its key come together (--store-cert and --store-key)',
+    )
   if (scheme === 'zookeeper' && s.election !== undefined && !/^(\/[^/\s]+)+$/.test(s.election))
     throw new InvalidOptionsError(
       name('election'),
@@ -319,7 +357,7 @@ export const ELECTION_FLAGS: Array<[string, string]> = [
   ['--algo <name>', 'raft (default), bully, or lease (implied by --store)'],
   [
     '--store <url>',
-    'lease: the store, etcd://[user:pass@]host:port[,...], zookeeper://[user:pass@]host:port[,...][/chroot], consul://host:port, postgres://[user:pass@]host:port/db, redis[s]://[user:pass@]host:port[/db] or redis+sentinel://host:port[,...]/master',
+    'lease: the store, etcd[+https]://[user:pass@]host:port[,...], zookeeper://[user:pass@]host:port[,...][/chroot], consul[+https]://host:port, postgres://[user:pass@]host:port/db, redis[s]://[user:pass@]host:port[/db] or redis[s]+sentinel://host:port[,...]/master',
   ],
   [
     '--election <name>',
@@ -333,6 +371,9 @@ export const ELECTION_FLAGS: Array<[string, string]> = [
   ['--store-user <name>', 'lease: etcd user, ZooKeeper digest user (or in the URL; never logged)'],
   ['--store-password <secret>', 'lease: store password (or BALLOT_STORE_PASSWORD; never logged)'],
   ['--store-token <token>', 'lease: Consul ACL token (or BALLOT_STORE_TOKEN; never logged)'],
+  ['--store-ca <file>', 'lease, etcd+https:// or consul+https://: CA certificate file to trust (PEM)'],
+  ['--store-cert <file>', 'lease, TLS: client certificate file (PEM), with --store-key'],
+  ['--store-key <file>', "lease, TLS: the client certificate's key file (PEM; never logged)"],
   [
     '--lock-delay <duration>',
     'lease on Consul: lock-delay after a crashed leader, before anyone may lead (default 15s; 0s: none)',

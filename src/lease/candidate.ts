@@ -1,30 +1,20 @@
 /**
  * LeaseElection: a candidate in a coordination store's election (etcd today), as an Election like the
  * raft and bully drivers. A thin layer over the pure LeaseMachine: it stamps every input with the
- * clock, notes the send time of each store request before it goes out, bounds each request with a
- * timeout, wakes the machine at the deadline it names, and turns its view into events.
+ * clock, notes the send time of each store request before it goes out, wakes the machine at the
+ * deadline it names (which includes each request's timeout: the machine's rule 6), and turns its view
+ * into events.
  */
-import type {
-  ClusterState,
-  ElectionCounters,
-  LeaderInfo,
-  MemberState,
-  ResignOptions,
-  StopOptions,
-} from '../election.js'
-import {
-  BallotError,
-  ClosedError,
-  InvalidOptionsError,
-  SessionLostError,
-  StoreUnavailableError,
-} from '../errors.js'
+import type { ClusterState, ElectionCounters, LeaderInfo, ResignOptions, StopOptions } from '../election.js'
+import { ClosedError, InvalidOptionsError, SessionLostError } from '../errors.js'
 import type { Random } from '../protocol/machine.js'
 import { checkOptions, type KnownKeys } from '../runtime/check-options.js'
 import { type Clock, realClock } from '../runtime/clock.js'
 import { ElectionBase } from '../runtime/election-base.js'
 import { TransportStats, type TransportStatsSnapshot } from '../transport/transport.js'
 import type { BackendEvents, LeaseBackend, LineEntry } from './backend.js'
+import { asStoreError, closeBackend, connectBackend } from './connect.js'
+import { lineMembers } from './line-members.js'
 import {
   type FailureReason,
   type LeaseInput,
@@ -68,41 +58,11 @@ const LEASE_OPTION_KEYS: KnownKeys<LeaseElectionOptions> = {
   random: true,
 }
 
-/** Runs `work` with a timeout; rejects with StoreUnavailableError when the store does not answer. */
-export async function withTimeout<T>(
-  store: string,
-  what: string,
-  ms: number,
-  work: () => Promise<T>,
-  target?: string,
-): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const where = target ? `${store} ${target}` : store
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new StoreUnavailableError(store, `${where}: no answer to ${what} within ${ms} ms`)),
-      ms,
-    )
-  })
-  try {
-    return await Promise.race([work(), timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
 export function classify(err: unknown): FailureReason {
   const code = (err as { code?: string })?.code
   if (err instanceof SessionLostError || code === 'SESSION_LOST') return 'sessionLost'
   if (code === 'STORE_REFUSED') return 'refused'
   return 'unavailable'
-}
-
-function asError(store: string, err: unknown): Error {
-  if (err instanceof BallotError) return err
-  return new StoreUnavailableError(store, `${store}: ${(err as Error)?.message ?? String(err)}`, {
-    cause: err,
-  })
 }
 
 /**
@@ -154,6 +114,8 @@ export class LeaseElection extends ElectionBase {
       id: opts.id,
       timing: this.resolved,
       random: opts.random ?? Math.random,
+      store: opts.backend?.store,
+      target: opts.backend?.target,
     })
   }
 
@@ -208,17 +170,10 @@ export class LeaseElection extends ElectionBase {
       sessionLost: (reason) => this.onEvent({ kind: 'sessionLost', error: reason }),
     }
     try {
-      await withTimeout(
-        backend.store,
-        'connect',
-        this.opts.connectTimeoutMs ?? 5000,
-        () => backend.connect(events, { watchOnly: false }),
-        backend.target,
-      )
+      await connectBackend(backend, events, { watchOnly: false, timeoutMs: this.opts.connectTimeoutMs })
     } catch (err) {
       this.closed = true
-      await backend.close().catch(() => undefined)
-      throw asError(backend.store, err)
+      throw err
     }
     this.started = true
     this.input({ kind: 'start' })
@@ -244,7 +199,7 @@ export class LeaseElection extends ElectionBase {
     this.closed = true
     this.clock.clearTimer(this.timer)
     this.clock.clearTimer(this.leaseTimer)
-    await this.opts.backend.close().catch((err) => this.reportError(asError(this.store, err)))
+    await closeBackend(this.opts.backend, (err) => this.reportError(err))
     this.observe('stopped', false, undefined)
   }
 
@@ -277,16 +232,7 @@ export class LeaseElection extends ElectionBase {
   /** The line of candidates, head first, as last read. */
   clusterState(): ClusterState {
     const v = this.view()
-    const members: MemberState[] = v.line.map((e, i) => ({
-      id: e.id,
-      address: e.address,
-      kind: 'voter',
-      role: i === 0 ? (v.leader?.key === e.key ? 'leader' : 'candidate') : 'follower',
-      term: e.token,
-      tags: e.tags ?? {},
-      reachable: true,
-      self: e.key === v.self?.key,
-    }))
+    const members = lineMembers(v.line, { headLeads: false, leaderKey: v.leader?.key, selfKey: v.self?.key })
     return {
       self: this.opts.id,
       role: this.state(),
@@ -318,6 +264,7 @@ export class LeaseElection extends ElectionBase {
     // Events first: a leader that stops leading is told (and its work aborted) before any request that
     // could let another candidate lead goes out.
     this.report(view)
+    this.stats.sendFailures += ready.timedOut.length
     for (const err of ready.errors) this.reportError(err)
     for (const request of ready.requests) this.send(request)
     if (view.stopped) {
@@ -336,52 +283,49 @@ export class LeaseElection extends ElectionBase {
   private send(request: LeaseRequest): void {
     const backend = this.opts.backend
     const { seq } = request
-    const t = this.resolved.requestTimeoutMs
     this.stats.messagesSent++
-    // The send time is noted before the request leaves: validity counts from it (machine rule 1).
+    // The send time is noted before the request leaves: validity counts from it (machine rule 1). No
+    // timeout here: the machine fails a request unanswered in time (rule 6) and ignores a late answer.
     const sentAt = this.clock.now()
-    const run = <T>(what: string, work: () => Promise<T>, done: (value: T) => LeaseInput) => {
-      withTimeout(backend.store, what, t, work, backend.target).then(
-        (value) => this.input(done(value)),
-        (err: unknown) => {
-          this.stats.sendFailures++
-          const error = asError(backend.store, err)
-          this.input({ kind: 'failed', seq, reason: classify(error), error })
-        },
-      )
+    const run = <T>(work: () => Promise<T>, done: (value: T) => LeaseInput) => {
+      Promise.resolve()
+        .then(work)
+        .then(
+          (value) => this.input(done(value)),
+          (err: unknown) => {
+            this.stats.sendFailures++
+            const error = asStoreError(backend.store, err)
+            this.input({ kind: 'failed', seq, reason: classify(error), error })
+          },
+        )
     }
     switch (request.kind) {
       case 'openSession':
         run(
-          'a session grant',
           () => backend.openSession(request.ttlMs),
           (session) => ({ kind: 'sessionOpened', seq, sentAt, session }),
         )
         break
       case 'keepAlive':
         run(
-          'a keep-alive',
           () => backend.keepAlive(),
           () => ({ kind: 'keptAlive', seq, sentAt }),
         )
         break
       case 'join':
         run(
-          'a join',
           () => backend.join({ id: this.opts.id, address: this.opts.address, tags: this.opts.tags }),
           (entry) => ({ kind: 'joined', seq, entry }),
         )
         break
       case 'leave':
         run(
-          'a leave',
           () => backend.leave(),
           () => ({ kind: 'left', seq }),
         )
         break
       case 'closeSession':
         run(
-          'a session close',
           () => backend.closeSession(),
           () => ({ kind: 'sessionClosed', seq }),
         )

@@ -4,14 +4,15 @@
  * `changes()`, `on('change')`, `leader()`, `clusterState()`; it never leads, and `resign()` refuses.
  * `ballot leader --store` and `ballot watch --store` are this.
  */
-import type { ClusterState, ElectionCounters, LeaderInfo, MemberState } from '../election.js'
+import type { ClusterState, ElectionCounters, LeaderInfo } from '../election.js'
 import { ClosedError, NotLeaderError, TokenNotNewerError } from '../errors.js'
 import { checkOptions, type KnownKeys } from '../runtime/check-options.js'
 import { type Clock, realClock } from '../runtime/clock.js'
 import { ElectionBase } from '../runtime/election-base.js'
 import { TransportStats, type TransportStatsSnapshot } from '../transport/transport.js'
-import type { LeaseBackend, LineEntry } from './backend.js'
-import { withTimeout } from './candidate.js'
+import type { BackendEvents, LeaseBackend, LineEntry } from './backend.js'
+import { closeBackend, connectBackend } from './connect.js'
+import { lineMembers } from './line-members.js'
 
 /** Options of `new LeaseFollower()`. Unknown keys are refused (INVALID_OPTIONS naming the key). */
 export interface LeaseFollowerOptions {
@@ -82,32 +83,24 @@ export class LeaseFollower extends ElectionBase {
     if (this.stopped) throw new ClosedError()
     if (this.started) return
     const backend = this.opts.backend
-    await withTimeout(
-      backend.store,
-      'connect',
-      this.opts.connectTimeoutMs ?? 5000,
-      () =>
-        backend.connect(
-          {
-            line: (entries) => this.onLine(entries),
-            suspended: (reason) => {
-              this.stats.sendFailures++
-              if (!this.suspended) this.reportError(reason)
-              this.suspended = true
-            },
-            resumed: () => {
-              this.suspended = false
-            },
-            sessionLost: () => {},
-          },
-          { watchOnly: true },
-        ),
-      backend.target,
-    ).catch(async (err) => {
+    const events: BackendEvents = {
+      line: (entries) => this.onLine(entries),
+      suspended: (reason) => {
+        this.stats.sendFailures++
+        if (!this.suspended) this.reportError(reason)
+        this.suspended = true
+      },
+      resumed: () => {
+        this.suspended = false
+      },
+      sessionLost: () => {},
+    }
+    try {
+      await connectBackend(backend, events, { watchOnly: true, timeoutMs: this.opts.connectTimeoutMs })
+    } catch (err) {
       this.stopped = true
-      await backend.close().catch(() => undefined)
       throw err
-    })
+    }
     this.started = true
     this.emitView()
   }
@@ -116,7 +109,8 @@ export class LeaseFollower extends ElectionBase {
   async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
-    await this.opts.backend.close().catch(() => undefined)
+    // A follower has nothing left to lose at stop: a failed close is not worth an error event.
+    await closeBackend(this.opts.backend, () => {})
     this.observe('stopped', false, undefined)
   }
 
@@ -138,16 +132,7 @@ export class LeaseFollower extends ElectionBase {
   /** The line of candidates in the store, head first. */
   clusterState(): ClusterState {
     const leader = this.leader()
-    const members: MemberState[] = this.line.map((e, i) => ({
-      id: e.id,
-      address: e.address,
-      kind: 'voter',
-      role: i === 0 ? 'leader' : 'follower',
-      term: e.token,
-      tags: e.tags ?? {},
-      reachable: true,
-      self: false,
-    }))
+    const members = lineMembers(this.line)
     return { self: this.id, role: this.state(), term: leader?.token ?? 0n, leader, members }
   }
 

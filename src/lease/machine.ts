@@ -20,9 +20,12 @@
  *      reconnect, the candidate leaves the line and joins again at the back, with a new token.
  *   5. resign: leave the line and join again at once (at the back: the next candidate leads first).
  *      stop: leave and close the session.
+ *   6. A request the store has not answered within requestTimeoutMs of its send fails as 'unavailable'
+ *      (the connection is in doubt: rule 2 stops leadership at once); its answer, if it comes later, is
+ *      ignored. The runtime need not bound its requests: the machine names the timeout as a deadline.
  */
 import type { Role } from '../election.js'
-import { TokenNotNewerError } from '../errors.js'
+import { StoreUnavailableError, TokenNotNewerError } from '../errors.js'
 import type { Random } from '../protocol/machine.js'
 import type { BackendSession, LineEntry } from './backend.js'
 import { keepAliveIntervalMs, type LeaseTiming, validityMs } from './options.js'
@@ -79,6 +82,8 @@ export interface LeaseView {
 
 export interface LeaseReady {
   requests: LeaseRequest[]
+  /** Requests that went unanswered past requestTimeoutMs (rule 6), now failed; their errors are in `errors`. */
+  timedOut: LeaseRequest[]
   /** Errors to report (store unavailable or refused, token not newer, session lost). */
   errors: Error[]
   /** Absolute time of the next tick the machine needs (Infinity: none). */
@@ -89,6 +94,19 @@ export interface LeaseMachineOptions {
   id: string
   timing: LeaseTiming
   random: Random
+  /** The store's name, for the errors of requests that timed out (rule 6). Default 'store'. */
+  store?: string
+  /** Where the store is (hosts, agent URL; never credentials), for those errors too. */
+  target?: string
+}
+
+/** How each request is named in a timeout's error. */
+const REQUEST_NAMES: Record<LeaseRequest['kind'], string> = {
+  openSession: 'a session grant',
+  keepAlive: 'a keep-alive',
+  join: 'a join',
+  leave: 'a leave',
+  closeSession: 'a session close',
 }
 
 interface Session extends BackendSession {
@@ -107,6 +125,10 @@ export class LeaseMachine {
   private stopped = false
   private seq = 0
   private pending: LeaseRequest | undefined
+  /** When the request in flight times out (rule 6). */
+  private pendingTimeoutAt = Number.POSITIVE_INFINITY
+  private readonly store: string
+  private readonly target: string | undefined
   private session: Session | undefined
   private self: LineEntry | undefined
   private line: LineEntry[] = []
@@ -131,16 +153,20 @@ export class LeaseMachine {
   private refusedToken: bigint | undefined
 
   private requests: LeaseRequest[] = []
+  private timedOut: LeaseRequest[] = []
   private errors: Error[] = []
 
   constructor(opts: LeaseMachineOptions) {
     this.id = opts.id
     this.timing = opts.timing
     this.random = opts.random
+    this.store = opts.store ?? 'store'
+    this.target = opts.target
   }
 
   step(now: number, input: LeaseInput): void {
     if (this.stopped) return
+    this.expire(now)
     switch (input.kind) {
       case 'tick':
         break
@@ -212,8 +238,14 @@ export class LeaseMachine {
   }
 
   ready(): LeaseReady {
-    const out: LeaseReady = { requests: this.requests, errors: this.errors, deadline: this.deadline() }
+    const out: LeaseReady = {
+      requests: this.requests,
+      timedOut: this.timedOut,
+      errors: this.errors,
+      deadline: this.deadline(),
+    }
     this.requests = []
+    this.timedOut = []
     this.errors = []
     return out
   }
@@ -272,8 +304,8 @@ export class LeaseMachine {
     this.updateLeadership(now)
     if (this.pending || !this.started) return
     if (this.stopping) {
-      if (this.self) this.send({ kind: 'leave', seq: 0 })
-      else if (this.session) this.send({ kind: 'closeSession', seq: 0 })
+      if (this.self) this.send(now, { kind: 'leave', seq: 0 })
+      else if (this.session) this.send(now, { kind: 'closeSession', seq: 0 })
       else {
         this.stopped = true
         this.reported = undefined
@@ -282,13 +314,13 @@ export class LeaseMachine {
     }
     if (now < this.retryAt) return
     const s = this.session
-    if (!s) this.send({ kind: 'openSession', seq: 0, ttlMs: this.timing.ttlMs })
+    if (!s) this.send(now, { kind: 'openSession', seq: 0, ttlMs: this.timing.ttlMs })
     else if (this.suspended || now >= s.provenAt + keepAliveIntervalMs(s.ttlMs))
-      this.send({ kind: 'keepAlive', seq: 0 })
-    else if (this.rejoin && this.self) this.send({ kind: 'leave', seq: 0 })
+      this.send(now, { kind: 'keepAlive', seq: 0 })
+    else if (this.rejoin && this.self) this.send(now, { kind: 'leave', seq: 0 })
     else if (!this.self) {
       this.rejoin = false
-      this.send({ kind: 'join', seq: 0 })
+      this.send(now, { kind: 'join', seq: 0 })
     }
   }
 
@@ -340,6 +372,9 @@ export class LeaseMachine {
   }
 
   private refuse(head: LineEntry, what: 'lead' | 'report'): void {
+    // Our own stale entry would block the line: go to the back and get a fresh token (every time: the
+    // store may show the same stale token again after a rejoin, as Consul's lock can).
+    if (what === 'lead') this.rejoin = true
     if (this.refusedToken === head.token) return
     this.refusedToken = head.token
     this.errors.push(
@@ -348,22 +383,36 @@ export class LeaseMachine {
           `${this.highestToken} already reported: refusing to ${what === 'lead' ? 'lead on it' : 'report it'}`,
       ),
     )
-    // Our own stale entry would block the line: go to the back and get a fresh token.
-    if (what === 'lead') this.rejoin = true
   }
 
   // ---- requests and their outcomes --------------------------------------------------------------
 
-  private send(request: LeaseRequest): void {
+  private send(now: number, request: LeaseRequest): void {
     const r = { ...request, seq: ++this.seq } as LeaseRequest
     this.pending = r
+    this.pendingTimeoutAt = now + this.timing.requestTimeoutMs
     this.requests.push(r)
+  }
+
+  /** Rule 6: the request in flight, unanswered past its timeout, fails as 'unavailable'. */
+  private expire(now: number): void {
+    const request = this.pending
+    if (!request || now < this.pendingTimeoutAt) return
+    this.settle(request.seq)
+    this.timedOut.push(request)
+    const where = this.target ? `${this.store} ${this.target}` : this.store
+    const error = new StoreUnavailableError(
+      this.store,
+      `${where}: no answer to ${REQUEST_NAMES[request.kind]} within ${this.timing.requestTimeoutMs} ms`,
+    )
+    this.fail(now, request, 'unavailable', error)
   }
 
   /** True when `seq` is the request in flight (a late answer to an abandoned one is ignored). */
   private settle(seq: number): boolean {
     if (this.pending?.seq !== seq) return false
     this.pending = undefined
+    this.pendingTimeoutAt = Number.POSITIVE_INFINITY
     return true
   }
 
@@ -418,6 +467,7 @@ export class LeaseMachine {
     let d = Number.POSITIVE_INFINITY
     const s = this.session
     if (this.leadingToken !== undefined && s) d = Math.min(d, s.validUntil)
+    if (this.pending) d = Math.min(d, this.pendingTimeoutAt)
     if (!this.pending && this.started && !this.stopping) {
       if (this.retryAt > Number.NEGATIVE_INFINITY) d = Math.min(d, this.retryAt)
       if (s && !this.suspended) d = Math.min(d, s.provenAt + keepAliveIntervalMs(s.ttlMs))

@@ -1,12 +1,16 @@
 /**
  * `--store` URLs, one scheme per store:
  *
- *   etcd://[user:password@]host:port[,host:port...]
- *   zookeeper://[user:password@]host:port[,host:port...][/chroot]   (user:password: digest auth)
+ *   etcd://[user:password@]host:port[,host:port...]       etcd+https://...  (TLS)
+ *   zookeeper://[user:password@]host:port[,host:port...][/chroot]   (user:password: digest auth; no TLS)
  *   consul://host:port   consul+https://host:port                   (one agent; ACL token apart)
  *   redis://[user:password@]host:port[/db]   rediss://... (TLS)      (one server)
  *   redis+sentinel://[user:password@]host:port[,host:port...]/master[/db]   (rediss+sentinel: TLS)
  *   postgres://[user[:password]@]host:port[/database]                 (also postgresql://; one server)
+ *
+ * TLS: the `+https` schemes; the CA to trust and a client certificate and key come apart (the CLI's
+ * --store-ca/--store-cert/--store-key, files). ZooKeeper has no TLS here: node-zookeeper-client speaks
+ * plain TCP only (reach a TLS-only ensemble through a local TLS tunnel such as stunnel).
  *
  * Credentials may also come apart (flags, BALLOT_STORE_USER / BALLOT_STORE_PASSWORD / BALLOT_STORE_TOKEN);
  * they are never part of what is logged or printed. A Consul token is never taken from the URL: it has no
@@ -18,6 +22,7 @@ import { ConsulBackend } from './stores/consul.js'
 import { EtcdBackend } from './stores/etcd.js'
 import { PostgresBackend } from './stores/postgres.js'
 import { RedisBackend } from './stores/redis.js'
+import type { StoreTls } from './stores/tls.js'
 import { ZooKeeperBackend } from './stores/zookeeper.js'
 
 /** The stores a `--store` URL can name. */
@@ -33,7 +38,7 @@ export interface StoreUrl {
   username?: string
   /** The password from the URL, if any (never printed). */
   password?: string
-  /** Consul: `consul+https://` (the agent's HTTPS API; a private CA goes in NODE_EXTRA_CA_CERTS). */
+  /** `etcd+https://` or `consul+https://`: TLS to the store (the CA and client certificate come apart). */
   tls?: boolean
   /** ZooKeeper: the chroot after the hosts (`/apps`), if any. */
   chroot?: string
@@ -50,6 +55,7 @@ const SCHEMES = [
   'zookeeper',
   'consul',
   'consul+https',
+  'etcd+https',
   'redis',
   'rediss',
   'redis+sentinel',
@@ -97,16 +103,17 @@ export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
   const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/.exec(url.trim())
   if (!m) throw new InvalidOptionsError(field, `expected ${EXAMPLES}, got "${redactStoreUrl(url)}"`)
   const given = m[1] as string
+  if (given === 'zookeeper+https' || given === 'zookeepers')
+    throw new InvalidOptionsError(field, ZOOKEEPER_NO_TLS)
   if (!(SCHEMES as readonly string[]).includes(given))
     throw new InvalidOptionsError(field, `unknown store "${given}://" (supported: ${SCHEMES.join(', ')})`)
-  const scheme: StoreScheme =
-    given === 'consul+https'
-      ? 'consul'
-      : REDIS_SCHEMES.includes(given)
-        ? 'redis'
-        : given === 'postgresql'
-          ? 'postgres'
-          : (given as StoreScheme)
+  const scheme: StoreScheme = given.endsWith('+https')
+    ? (given.replace(/\+https$/, '') as StoreScheme)
+    : REDIS_SCHEMES.includes(given)
+      ? 'redis'
+      : given === 'postgresql'
+        ? 'postgres'
+        : (given as StoreScheme)
   let rest = (m[2] as string).replace(/\/+$/, '')
   let username: string | undefined
   let password: string | undefined
@@ -168,7 +175,7 @@ export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
       'give one PostgreSQL server (host:port), or PgBouncer in front of it',
     )
   const out: StoreUrl = { scheme, hosts, username, password }
-  if (given === 'consul+https' || given.startsWith('rediss')) out.tls = true
+  if (given.endsWith('+https') || given.startsWith('rediss')) out.tls = true
   if (database !== undefined) out.database = database
   if (redis?.db !== undefined) out.db = redis.db
   if (redis?.sentinelMaster !== undefined) out.sentinelMaster = redis.sentinelMaster
@@ -202,6 +209,10 @@ function redisPath(
   return out
 }
 
+/** Why ZooKeeper takes no TLS settings, and what to do instead (one line). */
+export const ZOOKEEPER_NO_TLS =
+  'ZooKeeper over TLS is not supported (node-zookeeper-client speaks plain TCP only): reach a TLS-only ensemble through a local TLS tunnel (e.g. stunnel) and give its local address'
+
 /** The URL with any password replaced by "***", for messages. */
 export function redactStoreUrl(url: string): string {
   return url.replace(/([^:/@\s]*):[^@/\s]*@/, '$1:***@')
@@ -231,15 +242,25 @@ export interface BackendFactoryOptions {
   lockDelayMs?: number
   /** PostgreSQL: the schema of ballot's tables. Default 'ballot'. */
   schema?: string
+  /** With a `+https` URL: the CA to trust and a client certificate and key (PEM). Default: system roots. */
+  tls?: StoreTls
 }
 
 /** The backend for a parsed store URL (credentials given apart win over those in the URL). */
 export function createBackend(store: StoreUrl, opts: BackendFactoryOptions): LeaseBackend {
   const username = opts.username ?? store.username
   const password = opts.password ?? store.password
+  if (opts.tls && !store.tls)
+    throw new InvalidOptionsError(
+      '--store',
+      store.scheme === 'zookeeper'
+        ? ZOOKEEPER_NO_TLS
+        : `TLS settings need a TLS store URL (${store.scheme}+https://host:port)`,
+    )
+  const tls = store.tls ? (opts.tls ?? {}) : undefined
   switch (store.scheme) {
     case 'etcd':
-      return new EtcdBackend({ hosts: store.hosts, election: opts.election, username, password })
+      return new EtcdBackend({ hosts: store.hosts, election: opts.election, username, password, tls })
     case 'zookeeper': {
       if (password !== undefined && username === undefined)
         throw new InvalidOptionsError('--store-user', 'ZooKeeper digest auth needs a user with the password')
@@ -262,6 +283,7 @@ export function createBackend(store: StoreUrl, opts: BackendFactoryOptions): Lea
         prefix: opts.election,
         token: opts.token,
         lockDelayMs: opts.lockDelayMs,
+        tls,
       })
     case 'redis':
       return new RedisBackend({
@@ -272,7 +294,7 @@ export function createBackend(store: StoreUrl, opts: BackendFactoryOptions): Lea
         db: store.db,
         username,
         password,
-        tls: store.tls,
+        tls: tls && { ...tls },
       })
     case 'postgres': {
       const [host, port] = splitHostPort(store.hosts[0] as string)

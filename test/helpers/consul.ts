@@ -18,13 +18,25 @@ export interface ConsulAgentOptions {
   persistent?: boolean
   /** ACLs on, default policy deny, with this master (management) token. */
   aclMasterToken?: string
+  /**
+   * The HTTPS API too (files, e.g. a TestCa's), on its own port (`httpsAddress`); the plain HTTP port
+   * stays for the harness. `verifyClients`: the HTTPS API asks for a client certificate from `ca`.
+   */
+  tls?: { ca: string; cert: string; key: string; verifyClients?: boolean }
 }
 
 export class ConsulAgent {
   private proc: OwnedProcess | undefined
   private constructor(
     readonly dir: string,
-    readonly ports: { http: number; dns: number; serfLan: number; serfWan: number; server: number },
+    readonly ports: {
+      http: number
+      https: number
+      dns: number
+      serfLan: number
+      serfWan: number
+      server: number
+    },
     readonly opts: ConsulAgentOptions,
   ) {}
 
@@ -33,16 +45,22 @@ export class ConsulAgent {
     return `http://127.0.0.1:${this.ports.http}`
   }
 
+  /** `https://127.0.0.1:port` (only with the `tls` option). */
+  get httpsAddress(): string {
+    return `https://127.0.0.1:${this.ports.https}`
+  }
+
   static async start(opts: ConsulAgentOptions = {}): Promise<ConsulAgent> {
     service('BALLOT_CONSUL')
-    const [http, dns, serfLan, serfWan, server] = (await freePorts(5)) as [
+    const [http, https, dns, serfLan, serfWan, server] = (await freePorts(6)) as [
+      number,
       number,
       number,
       number,
       number,
       number,
     ]
-    const agent = new ConsulAgent(tempDir('consul'), { http, dns, serfLan, serfWan, server }, opts)
+    const agent = new ConsulAgent(tempDir('consul'), { http, https, dns, serfLan, serfWan, server }, opts)
     try {
       await agent.start()
     } catch (err) {
@@ -76,9 +94,17 @@ export class ConsulAgent {
               },
             }
           : {}),
+        ...(this.opts.tls
+          ? {
+              ca_file: this.opts.tls.ca,
+              cert_file: this.opts.tls.cert,
+              key_file: this.opts.tls.key,
+              verify_incoming_https: this.opts.tls.verifyClients ?? false,
+            }
+          : {}),
         ports: {
           http: this.ports.http,
-          https: -1,
+          https: this.opts.tls ? this.ports.https : -1,
           grpc: -1,
           dns: this.ports.dns,
           serf_lan: this.ports.serfLan,

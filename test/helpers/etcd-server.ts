@@ -8,7 +8,8 @@
  * etcd and etcdctl must be on PATH (Debian: etcd-server, etcd-client): a missing binary fails the test.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { get as httpsGet } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePorts, waitFor } from './raft-cluster.js'
@@ -66,6 +67,38 @@ export class Tracked {
   }
 }
 
+/** TLS for a test etcd's client URL: files (a TestCa's); `clientCertAuth` also asks clients for a certificate. */
+export interface EtcdTls {
+  ca: string
+  cert: string
+  key: string
+  clientCertAuth?: boolean
+}
+
+/** GET /health over https, trusting the test CA (and presenting the server's certificate as a client). */
+function httpsHealth(url: string, tls: EtcdTls): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpsGet(
+      url,
+      {
+        ca: readFileSync(tls.ca),
+        cert: readFileSync(tls.cert),
+        key: readFileSync(tls.key),
+        timeout: 500,
+      },
+      (res) => {
+        let body = ''
+        res.on('data', (d) => {
+          body += d
+        })
+        res.on('end', () => resolve(res.statusCode === 200 && body.includes('"health":"true"')))
+      },
+    )
+    req.on('error', () => resolve(false))
+    req.on('timeout', () => req.destroy())
+  })
+}
+
 export class EtcdServer {
   readonly dataDir: string
   private proc: Tracked | undefined
@@ -74,17 +107,18 @@ export class EtcdServer {
   private constructor(
     readonly clientPort: number,
     readonly peerPort: number,
+    readonly tls?: EtcdTls,
   ) {
     this.dataDir = mkdtempSync(join(tmpdir(), 'ballot-etcd-'))
     dirs.add(this.dataDir)
   }
 
   /** Starts a one-member etcd on free loopback ports and waits until it is healthy. */
-  static async start(): Promise<EtcdServer> {
+  static async start(opts: { tls?: EtcdTls } = {}): Promise<EtcdServer> {
     requireBinary('etcd')
     requireBinary('etcdctl')
     const [cp, pp] = await freePorts(2)
-    const server = new EtcdServer(cp as number, pp as number)
+    const server = new EtcdServer(cp as number, pp as number, opts.tls)
     try {
       await server.restart()
     } catch (err) {
@@ -110,7 +144,8 @@ export class EtcdServer {
   /** (Re)starts the server on the same ports and data directory, and waits until it is healthy. */
   async restart(): Promise<void> {
     if (this.proc?.running) return
-    const client = `http://127.0.0.1:${this.clientPort}`
+    const tls = this.tls
+    const client = `${tls ? 'https' : 'http'}://127.0.0.1:${this.clientPort}`
     const peer = `http://127.0.0.1:${this.peerPort}`
     this.proc = new Tracked(
       spawn(
@@ -138,6 +173,15 @@ export class EtcdServer {
           '100',
           '--log-level',
           'error',
+          ...(tls
+            ? [
+                '--cert-file',
+                tls.cert,
+                '--key-file',
+                tls.key,
+                ...(tls.clientCertAuth ? ['--client-cert-auth', '--trusted-ca-file', tls.ca] : []),
+              ]
+            : []),
         ],
         { stdio: ['ignore', 'ignore', 'pipe'] },
       ),
@@ -146,6 +190,10 @@ export class EtcdServer {
     let healthy = false
     const probe = async () => {
       try {
+        if (tls) {
+          healthy = await httpsHealth(`${client}/health`, tls)
+          return
+        }
         const res = await fetch(`${client}/health`, { signal: AbortSignal.timeout(500) })
         healthy = res.ok && ((await res.json()) as { health?: string }).health === 'true'
       } catch {

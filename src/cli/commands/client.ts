@@ -44,6 +44,9 @@ interface StoreFlags {
   storePassword?: string
   storeToken?: string
   schema?: string
+  storeCa?: string
+  storeCert?: string
+  storeKey?: string
 }
 
 /** `--store URL --election NAME`: read the store directly, as a follower (flags, then BALLOT_* variables). */
@@ -61,6 +64,9 @@ function storeFlags(cmd: Command): Command {
     .option('--store-password <secret>', 'with --store: password (or BALLOT_STORE_PASSWORD)')
     .option('--store-token <token>', 'with --store: Consul ACL token (or BALLOT_STORE_TOKEN)')
     .option('--schema <name>', "with a postgres:// store: the schema of ballot's tables (default ballot)")
+    .option('--store-ca <file>', 'with a +https store: CA certificate file to trust (or BALLOT_STORE_CA)')
+    .option('--store-cert <file>', 'with a +https store: client certificate file (or BALLOT_STORE_CERT)')
+    .option('--store-key <file>', 'with a +https store: its key file (or BALLOT_STORE_KEY)')
 }
 
 function storeFollower(flags: StoreFlags): LeaseFollower | undefined {
@@ -76,8 +82,12 @@ function storeFollower(flags: StoreFlags): LeaseFollower | undefined {
     storePassword: flags.storePassword ?? env.BALLOT_STORE_PASSWORD,
     storeToken: flags.storeToken ?? env.BALLOT_STORE_TOKEN,
     schema: flags.schema ?? env.BALLOT_SCHEMA,
+    storeCa: flags.storeCa ?? env.BALLOT_STORE_CA,
+    storeCert: flags.storeCert ?? env.BALLOT_STORE_CERT,
+    storeKey: flags.storeKey ?? env.BALLOT_STORE_KEY,
   }
-  checkStoreSettings(parseStoreUrl(store, '--store').scheme, settings)
+  const url = parseStoreUrl(store, '--store')
+  checkStoreSettings(url.scheme, { ...settings, tls: url.tls })
   return new LeaseFollower({ backend: storeBackend(settings, true).backend })
 }
 

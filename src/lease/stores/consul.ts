@@ -31,9 +31,11 @@
  * are sent as their exact decimal text.
  */
 import { EventEmitter } from 'node:events'
+import { Agent as HttpsAgent } from 'node:https'
 import { InvalidOptionsError, SessionLostError, StoreError } from '../../errors.js'
 import type { BackendEvents, BackendSession, LeaseBackend, LineEntry } from '../backend.js'
 import { loadOptional } from './optional.js'
+import { checkStoreTls, type StoreTls } from './tls.js'
 
 const STORE = 'consul'
 /** api.LockFlagValue in Consul's Go API (0x2ddccbc058a50c18), exactly. */
@@ -49,6 +51,12 @@ export interface ConsulBackendOptions {
   prefix: string
   /** Where ballot's own candidates line up (outside the prefix). Default `<prefix>.ballot/line`. */
   linePrefix?: string
+  /**
+   * TLS to the agent's HTTPS API (the address must be https://): the CA to trust and, when the agent
+   * verifies clients (`verify_incoming_https`), a client certificate and key (PEM). Absent: the system's
+   * roots (and NODE_EXTRA_CA_CERTS).
+   */
+  tls?: StoreTls | undefined
   /** ACL token, sent as X-Consul-Token. */
   token?: string
   /** Session lock-delay (ms): how long an invalidated session's lock stays unavailable. Default 15000 (consul lock's). 0 disables it. */
@@ -98,6 +106,9 @@ interface ConsulClient {
     set(opts: Record<string, unknown>): Promise<unknown>
     del(opts: Record<string, unknown>): Promise<unknown>
   }
+  transaction: {
+    create(operations: unknown[], opts: Record<string, unknown>): Promise<unknown>
+  }
   session: {
     create(opts: Record<string, unknown>): Promise<{ ID: string }>
     destroy(opts: Record<string, unknown>): Promise<unknown>
@@ -125,6 +136,17 @@ function loadConsul(): Promise<ConsulCtor> {
 export function parseConsulJson(text: string): unknown {
   return JSON.parse(
     text.replace(/(?<=[{,]\s*)"(Flags|CreateIndex|ModifyIndex|LockIndex)"(\s*):(\s*)(\d+)/g, '"$1"$2:$3"$4"'),
+  )
+}
+
+/**
+ * JSON for Consul with bigints written as exact numbers (the lock flags are above 2^53: a Number would
+ * round them). Only the transaction body is JSON; KV values are sent raw.
+ */
+export function stringifyConsulJson(data: unknown): string {
+  return JSON.stringify(data, (_k, v) => (typeof v === 'bigint' ? `\u0000bigint:${v}` : v)).replace(
+    /"\\u0000bigint:(\d+)"/g,
+    '$1',
   )
 }
 
@@ -169,6 +191,7 @@ export class ConsulBackend implements LeaseBackend {
   /** The agent's URL (the token is a header, never in it). */
   readonly target: string
   private readonly token: string | undefined
+  private readonly tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined
   private readonly lockDelayMs: number
   private readonly checks: string[]
   private readonly sessionName: string
@@ -179,8 +202,16 @@ export class ConsulBackend implements LeaseBackend {
   private events: BackendEvents | undefined
   private session: BackendSession | undefined
   private lostSession: string | undefined
+  /** This candidate's line entry; `index` is the ModifyIndex its join's write left (when read back). */
   private me:
-    | { id: string; address?: string; tags?: Record<string, string>; key: string; session: string }
+    | {
+        id: string
+        address?: string
+        tags?: Record<string, string>
+        key: string
+        session: string
+        index?: bigint
+      }
     | undefined
   private holding: { session: string; token: bigint } | undefined
   private fault: StoreError | undefined
@@ -214,6 +245,9 @@ export class ConsulBackend implements LeaseBackend {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:')
       throw new InvalidOptionsError('address', `"${address}" must be an http:// or https:// URL`)
+    if (opts.tls && url.protocol !== 'https:')
+      throw new InvalidOptionsError('tls', `TLS options need an https:// agent address, not "${address}"`)
+    this.tls = opts.tls ? checkStoreTls(opts.tls) : undefined
     this.baseUrl = `${url.origin}/v1`
     this.target = url.origin
     this.token = opts.token
@@ -230,8 +264,10 @@ export class ConsulBackend implements LeaseBackend {
     const Consul = await loadConsul()
     const client = new Consul({
       baseUrl: this.baseUrl,
+      ...(this.tls ? { agent: this.httpsAgent() } : {}),
       defaults: this.token ? { token: this.token } : undefined,
       decoders: { 'application/json': (data: Buffer | string) => parseConsulJson(data.toString()) },
+      encoders: { 'application/json': (data: unknown) => Buffer.from(stringifyConsulJson(data)) },
     })
     this.client = client
     // The first read must succeed (or refuse) before connect resolves: a bad address or foreign data
@@ -304,7 +340,7 @@ export class ConsulBackend implements LeaseBackend {
     if (!session) throw new SessionLostError(STORE, 'no session is open')
     if (this.fault) throw this.fault
     const key = `${this.linePrefix}/${session.id}`
-    if (!(this.me && this.me.session === session.id)) {
+    const write = async () => {
       const value = JSON.stringify({ id: self.id, address: self.address, tags: self.tags })
       const ok = await this.request('join', () =>
         client.kv.set({ key, value, acquire: session.id, timeout: this.requestTimeoutMs }),
@@ -316,9 +352,21 @@ export class ConsulBackend implements LeaseBackend {
       }
       this.me = { id: self.id, address: self.address, tags: self.tags, key, session: session.id }
     }
-    const raw = (await this.request('read line key', () =>
-      client.kv.get({ key, consistent: true, timeout: this.requestTimeoutMs }),
-    )) as RawKv | undefined
+    const read = async () =>
+      (await this.request('read line key', () =>
+        client.kv.get({ key, consistent: true, timeout: this.requestTimeoutMs }),
+      )) as RawKv | undefined
+    if (!(this.me && this.me.session === session.id)) await write()
+    let raw = await read()
+    if (!raw || raw.Session !== session.id) {
+      // Our entry was deleted behind our back (by hand, or a tool): joining again must write it anew,
+      // or this candidate would wait for ever on a line without it, its session holding the lock.
+      await write()
+      raw = await read()
+    }
+    // The index this join's write left: a leave deletes the key only while it still holds this entry.
+    if (raw && raw.Session === session.id && this.me?.key === key && this.me.index === undefined)
+      this.me.index = BigInt(raw.ModifyIndex)
     this.wake()
     const entry: LineEntry = {
       id: self.id,
@@ -331,14 +379,29 @@ export class ConsulBackend implements LeaseBackend {
     return entry
   }
 
+  /**
+   * Leaves the line: releases the lock only as this join acquired it, and deletes the line key only
+   * while it holds this join's entry. The line key is the same for every join under one session, and
+   * the lock is the session's: a leave that timed out (or was retried) can reach Consul after the
+   * candidate joined again and acquired anew, and must then touch nothing (the lock release and the
+   * delete are each conditional on the ModifyIndex this join saw, checked by Consul atomically).
+   */
   async leave(): Promise<void> {
     const client = this.ready()
     const me = this.me
+    const held = this.holding
     this.me = undefined
+    this.holding = undefined
     this.wake()
     if (!me) return
-    await this.releaseLock(client, me.session)
-    await this.request('leave', () => client.kv.del({ key: me.key, timeout: this.requestTimeoutMs }))
+    if (held && held.session === me.session) await this.releaseHeld(client, me, held.token)
+    await this.request('leave', () =>
+      client.kv.del({
+        key: me.key,
+        ...(me.index === undefined ? {} : { cas: me.index.toString() }),
+        timeout: this.requestTimeoutMs,
+      }),
+    )
     this.wake()
   }
 
@@ -370,6 +433,14 @@ export class ConsulBackend implements LeaseBackend {
     this.wake()
     await this.loop?.catch(() => {})
     this.client?.destroy()
+    this.agent?.destroy()
+  }
+
+  private agent: HttpsAgent | undefined
+  /** The HTTPS agent with this backend's CA and client certificate (one per backend). */
+  private httpsAgent(): HttpsAgent {
+    this.agent ??= new HttpsAgent({ keepAlive: true, ...this.tls })
+    return this.agent
   }
 
   // --- requests ----------------------------------------------------------------------------------
@@ -397,7 +468,7 @@ export class ConsulBackend implements LeaseBackend {
     if (e0.isAbort || (e0.isValidation && /ctx already/.test(e0.message ?? ''))) return new Aborted()
     const status = statusOf(err)
     // The client prefixes its messages with "consul: " too; StoreError adds the store's name once.
-    const message = ((err as Error).message ?? String(err)).replace(/^consul: /, '')
+    const message = ((err as Error).message ?? String(err)).replace(/^consul: /, '').replace(/\s*\n\s*/g, ' ')
     if (status === undefined || status >= 500 || status === 429) {
       const e = new StoreError(
         'STORE_UNAVAILABLE',
@@ -473,6 +544,35 @@ export class ConsulBackend implements LeaseBackend {
         timeout: this.requestTimeoutMs,
       }),
     )
+  }
+
+  /**
+   * Releases the lock if it is still the one acquired at `token` by this session (a transaction:
+   * check-index, then unlock); a lock acquired again since, or already gone, is left alone.
+   */
+  private async releaseHeld(client: ConsulClient, me: { id: string; session: string }, token: bigint) {
+    try {
+      await this.request('release', () =>
+        client.transaction.create(
+          [
+            { KV: { Verb: 'check-index', Key: this.lockKey, Index: token } },
+            {
+              KV: {
+                Verb: 'unlock',
+                Key: this.lockKey,
+                Value: Buffer.from(me.id).toString('base64'),
+                Flags: CONSUL_LOCK_FLAGS,
+                Session: me.session,
+              },
+            },
+          ],
+          { timeout: this.requestTimeoutMs },
+        ),
+      )
+    } catch (err) {
+      // 409: the transaction was rolled back (the lock moved on since this join acquired it).
+      if (statusOf(err) !== 409) throw err
+    }
   }
 
   /** As `consul lock` does on exit: delete the lock key when it is ours in kind and nobody holds it. */
@@ -584,6 +684,10 @@ export class ConsulBackend implements LeaseBackend {
   private report(snap: Snapshot): void {
     const entries: LineEntry[] = []
     const holderSession = snap.lock?.Session
+    // Known before the driver hears of this line (and may leave on it): the lock this session holds, so
+    // that a leave releases it even when it was taken over from an earlier join of the same session.
+    if (snap.lock && holderSession && holderSession === this.session?.id)
+      this.holding ??= { session: holderSession, token: snap.lock.ModifyIndex }
     if (snap.lock && holderSession) {
       const ballot = snap.line.find((e) => e.Session === holderSession)
       const mine = this.holding?.session === holderSession

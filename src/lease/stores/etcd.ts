@@ -27,6 +27,7 @@ import {
   StoreUnavailableError,
 } from '../../errors.js'
 import type { BackendEvents, BackendSession, LeaseBackend, LineEntry } from '../backend.js'
+import { checkStoreTls, type StoreTls } from './tls.js'
 
 /** Options of `new EtcdBackend()`. */
 export interface EtcdBackendOptions {
@@ -38,6 +39,11 @@ export interface EtcdBackendOptions {
   username?: string | undefined
   /** Password for etcd's authentication (never logged). */
   password?: string | undefined
+  /**
+   * TLS to etcd (its client URLs are https://): the CA to trust and, for `--client-cert-auth`, a client
+   * certificate and key (PEM). `{}` trusts the system's roots. Absent: plain http.
+   */
+  tls?: StoreTls | undefined
   /** Deadline of each gRPC call (ms). Default 5000 (the lease driver also bounds each call itself). */
   callTimeoutMs?: number | undefined
 }
@@ -113,8 +119,11 @@ export class EtcdBackend implements LeaseBackend {
     if (!opts.election || opts.election.includes('\0'))
       throw new InvalidOptionsError('election', 'must be a non-empty name')
     this.opts = opts
+    this.tls = opts.tls ? checkStoreTls(opts.tls) : undefined
     ;({ prefix: this.prefix, metaPrefix: this.metaPrefix } = electionKeys(opts.election))
   }
+
+  private readonly tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined
 
   /** The endpoints, for messages. */
   get target(): string {
@@ -135,7 +144,16 @@ export class EtcdBackend implements LeaseBackend {
     this.mod = await loadEtcd3()
     const { Etcd3 } = this.mod
     this.client = new Etcd3({
-      hosts: this.opts.hosts.map((h) => `http://${h}`),
+      hosts: this.opts.hosts.map((h) => `${this.tls ? 'https' : 'http'}://${h}`),
+      ...(this.tls
+        ? {
+            credentials: {
+              rootCertificate: this.tls.ca as Buffer,
+              privateKey: this.tls.key,
+              certChain: this.tls.cert,
+            },
+          }
+        : {}),
       auth:
         this.opts.username !== undefined
           ? { username: this.opts.username, password: this.opts.password ?? '' }

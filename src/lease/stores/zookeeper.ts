@@ -278,6 +278,11 @@ export class ZooKeeperBackend implements LeaseBackend {
     return this.entry(info)
   }
 
+  /**
+   * Deletes this join's nodes only: every join makes a latch node of its own (a fresh `_c_<uuid>` and a
+   * sequence the server never hands out twice), so a leave that lands late (after the candidate joined
+   * again) or is retried cannot remove a later join's node, as a shared key could on etcd and Consul.
+   */
   async leave(): Promise<void> {
     const me = this.me
     if (!me) return

@@ -5,8 +5,8 @@
  *
  *   - each store request the machine asks for becomes one message to the store, stamped with the local
  *     time it was sent (`sentAt`, rule 1's start), and its reply one message back; a request not
- *     answered within `requestTimeoutMs` fails as 'unavailable' and a later answer is ignored, as
- *     candidate.ts's withTimeout does;
+ *     answered within `requestTimeoutMs` is failed by the machine itself (its rule 6, the same code
+ *     candidate.ts relies on), and a later answer is ignored;
  *   - the backend's watch: registered when the connection to the store opens, its notifications (the
  *     whole line at a revision) handed to the machine newest first and never older than one already
  *     handed (the BackendEvents contract); a join's answer hands over the line read with it first;
@@ -67,10 +67,7 @@ interface Pending {
   wireSeq: number
   request: LeaseRequest
   sentAt: number
-  timeoutAt: number
 }
-
-const unavailable = (what: string) => new Error(`store: no answer to ${what} in time`)
 
 export class LeaseClient implements ProtocolMachine<LeaseWire, undefined> {
   readonly id: string
@@ -91,7 +88,13 @@ export class LeaseClient implements ProtocolMachine<LeaseWire, undefined> {
 
   constructor(private readonly opts: LeaseClientOptions) {
     this.id = opts.id
-    this.machine = new LeaseMachine({ id: opts.id, timing: opts.timing, random: opts.random })
+    this.machine = new LeaseMachine({
+      id: opts.id,
+      timing: opts.timing,
+      random: opts.random,
+      store: 'store',
+      target: opts.store,
+    })
   }
 
   step(now: number, input: Input<LeaseWire>): void {
@@ -129,7 +132,6 @@ export class LeaseClient implements ProtocolMachine<LeaseWire, undefined> {
 
   ready(): Ready<LeaseWire, undefined> {
     let deadline = this.machineDeadline
-    if (this.pending) deadline = Math.min(deadline, this.pending.timeoutAt)
     if (this.watch) deadline = Math.min(deadline, this.watch.timeoutAt)
     const out = { persist: undefined, messages: this.messages, transitions: this.transitions, deadline }
     this.messages = []
@@ -156,6 +158,9 @@ export class LeaseClient implements ProtocolMachine<LeaseWire, undefined> {
   private feed(now: number, input: LeaseInput): void {
     this.machine.step(now, input)
     const ready = this.machine.ready()
+    // A request the machine timed out (its rule 6): its answer, if it comes, is dropped here too.
+    if (this.pending && ready.timedOut.some((r) => r.seq === this.pending?.request.seq))
+      this.pending = undefined
     for (const request of ready.requests) this.send(now, request)
     this.machineDeadline = ready.deadline
   }
@@ -187,21 +192,12 @@ export class LeaseClient implements ProtocolMachine<LeaseWire, undefined> {
         break
     }
     // The send time is noted as the request leaves: validity counts from it (machine rule 1).
-    this.pending = { wireSeq: seq, request, sentAt: now, timeoutAt: now + this.opts.timing.requestTimeoutMs }
+    this.pending = { wireSeq: seq, request, sentAt: now }
     this.messages.push({ to: this.opts.store, msg })
   }
 
+  /** The watch's own timeout (a request's is the machine's: rule 6). */
   private timeouts(now: number): void {
-    const p = this.pending
-    if (p && now >= p.timeoutAt) {
-      this.pending = undefined
-      this.feed(now, {
-        kind: 'failed',
-        seq: p.request.seq,
-        reason: 'unavailable',
-        error: unavailable(p.request.kind),
-      })
-    }
     if (this.watch && now >= this.watch.timeoutAt) {
       this.watch = undefined
       this.read(now)
@@ -223,7 +219,8 @@ export class LeaseClient implements ProtocolMachine<LeaseWire, undefined> {
       return
     }
     const p = this.pending
-    // A late answer (its request timed out) or a duplicate: the runtime has moved on.
+    // A late answer (its request timed out) or a duplicate: the runtime has moved on. (The machine
+    // ignores an answer to a request it timed out, too: its seq no longer matches.)
     if (p && p.wireSeq === msg.seq) {
       this.pending = undefined
       const seq = p.request.seq

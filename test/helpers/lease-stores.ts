@@ -1,0 +1,243 @@
+/**
+ * The store descriptors the shared lease scenarios (./lease-scenarios.ts) run on: etcd, ZooKeeper and
+ * Consul, each a real server started on free loopback ports with a temporary directory. A new store adds
+ * one such object (see LeaseStore there for what each field is for).
+ */
+import zookeeper from 'node-zookeeper-client'
+import { ConsulBackend } from '../../src/lease/stores/consul.js'
+import { EtcdBackend } from '../../src/lease/stores/etcd.js'
+import { ZooKeeperBackend } from '../../src/lease/stores/zookeeper.js'
+import { ConsulAgent } from './consul.js'
+import { EtcdServer } from './etcd-server.js'
+import type { LeaseStore, StoreServer } from './lease-scenarios.js'
+import { ZooKeeperServer } from './zookeeper.js'
+
+let n = 0
+const unique = () => `${process.pid}-${++n}`
+
+// ---- etcd ---------------------------------------------------------------------------------------------
+
+/** An etcd server for the scenarios; `etcd` is the helper's own handle (etcdctl and the rest). */
+export interface EtcdUnderTest extends StoreServer {
+  etcd: EtcdServer
+}
+
+function etcdUnderTest(etcd: EtcdServer): EtcdUnderTest {
+  return {
+    etcd,
+    backend: (election) => new EtcdBackend({ hosts: [etcd.endpoint], election }),
+    async plantForeign() {
+      const election = `ballot-test-${unique()}`
+      await etcd.etcdctl('put', `${election}/config`, 'not-a-candidate')
+      return [{ election, names: new RegExp(`${election}/config.*no lease`) }]
+    },
+    async leftovers(election, lease) {
+      const keys = (await etcd.etcdctl('get', '--prefix', election, '--keys-only')).stdout
+        .split('\n')
+        .filter(Boolean)
+      const ttl = await etcd.etcdctl('lease', 'timetolive', lease)
+      return /already expired|not found/i.test(ttl.stdout) ? keys : [...keys, `lease ${lease}`]
+    },
+    kill: () => etcd.stop('SIGKILL'),
+    restart: () => etcd.restart(),
+    freeze: () => etcd.freeze(),
+    thaw: () => etcd.thaw(),
+    close: () => etcd.close(),
+  }
+}
+
+/** etcd 3.4 with --heartbeat-interval 10: TTL 2 s; resign measured at 5 s. */
+export const etcdStore: LeaseStore<EtcdUnderTest> = {
+  name: 'etcd',
+  ttlMs: 2000,
+  resignTtlMs: 5000,
+  recoveryMs: 20_000,
+  retriesBeforeRestart: true,
+  start: async () => etcdUnderTest(await EtcdServer.start()),
+  election: () => `ballot-test-${unique()}`,
+  unreachable: (port) => new EtcdBackend({ hosts: [`127.0.0.1:${port}`], election: 'x' }),
+  async deleteEntry(server, key) {
+    const r = await server.etcd.etcdctl('del', key)
+    if (r.stdout.trim() !== '1') throw new Error(`etcdctl del ${key}: ${r.stdout}${r.stderr}`)
+  },
+  processes: {
+    options: (server, id) => ({
+      id,
+      hosts: [server.etcd.endpoint],
+      election: `procs-${process.pid}`,
+      ttlMs: 2000,
+    }),
+    // The lease lives 2/3 × TTL to TTL after the kill (the last keep-alive was at most TTL/3 before it),
+    // plus up to 0.5 s of etcd's expiry check.
+    failover: { min: (2000 * 2) / 3 - 50, max: 2000 + 1500 },
+  },
+}
+
+// ---- ZooKeeper ----------------------------------------------------------------------------------------
+
+/** A ZooKeeper server for the scenarios, with a plain client to write what another tool would. */
+export interface ZooKeeperUnderTest extends StoreServer {
+  zk: ZooKeeperServer
+  /** A plain node-zookeeper-client connected to it (closed with the server). */
+  raw(): Promise<zookeeper.Client>
+}
+
+/** Runs a node-zookeeper-client call as a promise. */
+export const zkCall = <T>(run: (cb: (err: unknown, value?: T) => void) => void): Promise<T> =>
+  new Promise((resolve, reject) => run((err, value) => (err ? reject(err) : resolve(value as T))))
+
+function zookeeperUnderTest(zk: ZooKeeperServer): ZooKeeperUnderTest {
+  const clients: zookeeper.Client[] = []
+  const server: ZooKeeperUnderTest = {
+    zk,
+    async raw() {
+      const client = zookeeper.createClient(zk.connectString, { sessionTimeout: 4000 })
+      clients.push(client)
+      await new Promise<void>((resolve) => {
+        client.once('connected', () => resolve())
+        client.connect()
+      })
+      return client
+    },
+    backend: (path, ttlMs) =>
+      new ZooKeeperBackend({ connect: zk.connectString, path, sessionTimeoutMs: ttlMs }),
+    async plantForeign() {
+      const path = zookeeperStore.election()
+      const client = await server.raw()
+      await zkCall((cb) => client.mkdirp(`${path}/config`, (e) => cb(e)))
+      return [{ election: path, names: new RegExp(`${path}/config`) }]
+    },
+    async leftovers(path) {
+      const client = await server.raw()
+      const children = async (p: string) =>
+        (await zkCall<string[]>((cb) => client.getChildren(p, cb))).map((c) => `${p}/${c}`)
+      return [...(await children(path)), ...(await children(`${path}-meta`))]
+    },
+    kill: () => zk.stop('SIGKILL'),
+    restart: () => zk.start(),
+    freeze: () => process.kill(zk.pid as number, 'SIGSTOP'),
+    thaw: () => process.kill(zk.pid as number, 'SIGCONT'),
+    async close() {
+      for (const c of clients) c.close()
+      await zk.close()
+    },
+  }
+  return server
+}
+
+/** ZooKeeper 3.8 with tickTime 200 ms (session timeouts 400 to 4000 ms): TTL 2 s; resign at 4 s. */
+export const zookeeperStore: LeaseStore<ZooKeeperUnderTest> = {
+  name: 'ZooKeeper',
+  ttlMs: 2000,
+  resignTtlMs: 4000,
+  recoveryMs: 30_000,
+  start: async () => zookeeperUnderTest(await ZooKeeperServer.start({ tickTimeMs: 200 })),
+  election: () => `/ballot-lease-test/e${unique()}`,
+  unreachable: (port) =>
+    new ZooKeeperBackend({ connect: `127.0.0.1:${port}`, path: '/x', connectTimeoutMs: 2000 }),
+  async deleteEntry(server, key) {
+    const client = await server.raw()
+    await zkCall((cb) => client.remove(key, -1, (e) => cb(e)))
+  },
+  processes: {
+    options: (server, id) => ({
+      id,
+      store: `zookeeper://${server.zk.connectString}`,
+      election: `/procs/${process.pid}`,
+      ttlMs: 2000,
+    }),
+    // The server expires the session a session timeout after the last packet it got (at most TTL/3 before
+    // the kill), in tickTime buckets.
+    failover: { min: (2000 * 2) / 3 - 50, max: 2000 + 2 * 200 + 1500 },
+  },
+}
+
+// ---- Consul -------------------------------------------------------------------------------------------
+
+/** A Consul agent for the scenarios. */
+export interface ConsulUnderTest extends StoreServer {
+  agent: ConsulAgent
+}
+
+/** The lock-delay the scenarios use (1 s; the default is 15 s, as `consul lock`). */
+export const CONSUL_TEST_LOCK_DELAY_MS = 1000
+
+function consulUnderTest(agent: ConsulAgent): ConsulUnderTest {
+  return {
+    agent,
+    backend: (prefix) =>
+      new ConsulBackend({
+        address: agent.address,
+        prefix,
+        lockDelayMs: CONSUL_TEST_LOCK_DELAY_MS,
+        retryMs: 200,
+      }),
+    async plantForeign() {
+      // A lock key of another kind (a `consul lock -n` semaphore's flags).
+      const semaphore = consulStore.election()
+      const put = await agent.http('PUT', `/v1/kv/${semaphore}/.lock?flags=42`, 'x')
+      if (put.status !== 200) throw new Error(`PUT: ${put.status} ${put.text}`)
+      // A live session's key in ballot's line that is not a candidate entry (a key whose session ended is
+      // ballot's own leftover, and tidied away).
+      const stranger = consulStore.election()
+      const session = JSON.parse((await agent.http('PUT', '/v1/session/create', '{"TTL":"60s"}')).text).ID
+      const acquired = await agent.http(
+        'PUT',
+        `/v1/kv/${stranger}.ballot/line/oops?acquire=${session}`,
+        'not json',
+      )
+      if (acquired.text.trim() !== 'true') throw new Error(`acquire: ${acquired.text}`)
+      return [
+        { election: semaphore, names: new RegExp(`${semaphore}/\\.lock has flags 42`) },
+        { election: stranger, names: new RegExp(`${stranger}\\.ballot/line/oops`) },
+      ]
+    },
+    async leftovers(prefix, session) {
+      const out: string[] = []
+      for (const path of [`/v1/kv/${prefix}?recurse=true`, `/v1/kv/${prefix}.ballot/?recurse=true`]) {
+        const r = await agent.http('GET', path)
+        if (r.status !== 404) out.push(`${path}: ${r.text}`)
+      }
+      const info = (await agent.http('GET', `/v1/session/info/${session}`)).text.trim()
+      if (info !== '[]') out.push(`session ${session}: ${info}`)
+      return out
+    },
+    kill: () => agent.stop('SIGKILL'),
+    restart: () => agent.start(),
+    freeze: () => process.kill(agent.pid as number, 'SIGSTOP'),
+    thaw: () => process.kill(agent.pid as number, 'SIGCONT'),
+    close: () => agent.close(),
+  }
+}
+
+/** Consul 1.8.7: TTL 10 s, its shortest; a persistent one-server cluster for the failure scenario. */
+export const consulStore: LeaseStore<ConsulUnderTest> = {
+  name: 'Consul',
+  ttlMs: 10_000,
+  recoveryMs: 60_000,
+  start: async (opts = {}) =>
+    consulUnderTest(await ConsulAgent.start({ persistent: opts.persistent ?? false })),
+  election: () => `ballot-lease-test/e${unique()}`,
+  unreachable: (port) => new ConsulBackend({ address: `http://127.0.0.1:${port}`, prefix: 'x' }),
+  async deleteEntry(server, key) {
+    // The candidate's line key (the lock stays held by its session: the candidate must let it go and
+    // acquire anew, with a larger token).
+    const r = await server.agent.http('DELETE', `/v1/kv/${key}`)
+    if (r.status !== 200) throw new Error(`DELETE ${key}: ${r.status} ${r.text}`)
+  },
+  processes: {
+    options: (server, id) => ({
+      id,
+      store: server.agent.address.replace('http://', 'consul://'),
+      election: `procs/${process.pid}`,
+      ttlMs: 10_000,
+      lockDelayMs: CONSUL_TEST_LOCK_DELAY_MS,
+    }),
+    // Consul invalidates no sooner than the TTL after the last renew (sent at most TTL/3 before the kill)
+    // and, in practice, 2 × TTL after it; then the lock-delay; then the next acquire try (every 1 s).
+    failover: {
+      min: (10_000 * 2) / 3 + CONSUL_TEST_LOCK_DELAY_MS - 50,
+      max: 2 * 10_000 + CONSUL_TEST_LOCK_DELAY_MS + 4000,
+    },
+  },
+}

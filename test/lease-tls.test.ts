@@ -1,0 +1,136 @@
+// TLS to the stores, against real servers with certificates from a CA this test makes with openssl:
+// etcd (server TLS, then client-certificate auth) and Consul's HTTPS API (server TLS, then verified
+// clients). A candidate leads over TLS; a client that does not trust the server, or has no certificate
+// where one is asked for, fails start() in one line; no key or certificate text is ever in a message.
+// (ZooKeeper: node-zookeeper-client has no TLS; see the README.)
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import type { LeaseBackend } from '../src/lease/backend.js'
+import { LeaseElection } from '../src/lease/candidate.js'
+import type { LeaseFollower } from '../src/lease/follower.js'
+import { ConsulBackend } from '../src/lease/stores/consul.js'
+import { EtcdBackend } from '../src/lease/stores/etcd.js'
+import type { StoreTls } from '../src/lease/stores/tls.js'
+import { ConsulAgent } from './helpers/consul.js'
+import { EtcdServer } from './helpers/etcd-server.js'
+import { candidateOn, followerOn, type Recorded } from './helpers/lease.js'
+import { waitUntil } from './helpers/services.js'
+import { TestCa } from './helpers/tls.js'
+
+let ca: TestCa
+const servers: Array<{ close(): Promise<unknown> }> = []
+const open: Array<Recorded<LeaseElection | LeaseFollower>> = []
+
+before(() => {
+  ca = TestCa.make()
+})
+after(async () => {
+  await Promise.allSettled(open.map((r) => r.e.stop()))
+  await Promise.allSettled(servers.map((s) => s.close()))
+  ca?.close()
+})
+
+/** A candidate and a follower on `make()`'s backends: the candidate leads, the follower names it. */
+async function leadsOver(make: () => LeaseBackend, ttlMs: number): Promise<void> {
+  const c = candidateOn(make(), 'tls-a', { timing: { ttlMs } })
+  const f = followerOn(make())
+  open.push(c, f)
+  await c.e.start()
+  await f.e.start()
+  await waitUntil('the candidate to lead over TLS', () => c.e.isLeader(), 20_000)
+  await waitUntil('the follower to name it', () => f.e.leader()?.id === 'tls-a', 20_000)
+  await c.e.stop()
+  await f.e.stop()
+}
+
+/** start() fails in one line with `code`, naming no key or certificate text. */
+async function refused(backend: LeaseBackend, code: string, ttlMs: number): Promise<void> {
+  const e = new LeaseElection({ id: 'x', backend, timing: { ttlMs }, connectTimeoutMs: 3000 })
+  await assert.rejects(e.start(), (err: Error & { code?: string }) => {
+    assert.equal(err.code, code, err.message)
+    assert.ok(!err.message.includes('\n'), `one line: ${err.message}`)
+    for (const secret of [ca.client.key.pem, ca.server.key.pem, 'PRIVATE KEY', 'BEGIN CERTIFICATE'])
+      assert.ok(!err.message.includes(secret.trim().split('\n')[1] ?? secret), err.message)
+    return true
+  })
+  await e.stop()
+}
+
+const withCa: () => StoreTls = () => ({ ca: ca.ca.pem })
+const withClient: () => StoreTls = () => ({ ca: ca.ca.pem, cert: ca.client.cert.pem, key: ca.client.key.pem })
+
+describe('lease over TLS: etcd', () => {
+  test('server TLS: leads with the CA; refused without it (untrusted) and over plain http', async () => {
+    const etcd = await EtcdServer.start({
+      tls: { ca: ca.ca.file, cert: ca.server.cert.file, key: ca.server.key.file },
+    })
+    servers.push(etcd)
+    const hosts = [etcd.endpoint]
+    await leadsOver(() => new EtcdBackend({ hosts, election: 'tls-1', tls: withCa() }), 2000)
+    await refused(new EtcdBackend({ hosts, election: 'tls-1', tls: {} }), 'STORE_UNAVAILABLE', 2000)
+    await refused(new EtcdBackend({ hosts, election: 'tls-1' }), 'STORE_UNAVAILABLE', 2000)
+  })
+
+  test('client-certificate auth: leads with a certificate from the CA; refused without one', async () => {
+    const etcd = await EtcdServer.start({
+      tls: { ca: ca.ca.file, cert: ca.server.cert.file, key: ca.server.key.file, clientCertAuth: true },
+    })
+    servers.push(etcd)
+    const hosts = [etcd.endpoint]
+    await leadsOver(() => new EtcdBackend({ hosts, election: 'tls-2', tls: withClient() }), 2000)
+    await refused(new EtcdBackend({ hosts, election: 'tls-2', tls: withCa() }), 'STORE_UNAVAILABLE', 2000)
+  })
+
+  test('a certificate without its key, or text that is not PEM: one clear error naming the field', () => {
+    assert.throws(
+      () =>
+        new EtcdBackend({
+          hosts: ['127.0.0.1:1'],
+          election: 'x',
+          tls: { ca: ca.ca.pem, cert: ca.client.cert.pem },
+        }),
+      (err: Error & { code?: string }) => err.code === 'INVALID_OPTIONS' && /cert and key/.test(err.message),
+    )
+    assert.throws(
+      () => new EtcdBackend({ hosts: ['127.0.0.1:1'], election: 'x', tls: { ca: 'ca.pem' } }),
+      (err: Error & { code?: string }) => err.code === 'INVALID_OPTIONS' && /tls\.ca/.test(err.message),
+    )
+  })
+})
+
+describe('lease over TLS: Consul HTTPS', () => {
+  const TTL = 10_000
+  test('server TLS: leads over https with the CA; refused without it', async () => {
+    const agent = await ConsulAgent.start({
+      tls: { ca: ca.ca.file, cert: ca.server.cert.file, key: ca.server.key.file },
+    })
+    servers.push(agent)
+    const backend = (tls?: StoreTls) =>
+      new ConsulBackend({
+        address: agent.httpsAddress,
+        prefix: 'tls/one',
+        lockDelayMs: 0,
+        ...(tls ? { tls } : {}),
+      })
+    await leadsOver(() => backend(withCa()), TTL)
+    await refused(backend(), 'STORE_UNAVAILABLE', TTL)
+  })
+
+  test('verified clients: leads with a client certificate from the CA; refused without one', async () => {
+    const agent = await ConsulAgent.start({
+      tls: { ca: ca.ca.file, cert: ca.server.cert.file, key: ca.server.key.file, verifyClients: true },
+    })
+    servers.push(agent)
+    const backend = (tls: StoreTls) =>
+      new ConsulBackend({ address: agent.httpsAddress, prefix: 'tls/two', lockDelayMs: 0, tls })
+    await leadsOver(() => backend(withClient()), TTL)
+    await refused(backend(withCa()), 'STORE_UNAVAILABLE', TTL)
+  })
+
+  test('TLS options with an http:// address: one clear error', () => {
+    assert.throws(
+      () => new ConsulBackend({ address: 'http://127.0.0.1:8500', prefix: 'x', tls: withCa() }),
+      (err: Error & { code?: string }) => err.code === 'INVALID_OPTIONS' && /https:\/\//.test(err.message),
+    )
+  })
+})
