@@ -8,6 +8,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { CATEGORIES } from '../bench/fuzz/frames.js'
 import { fuzzInProcess } from '../bench/fuzz/in-process.js'
+import { BullyMachine } from '../src/protocol/bully/machine.js'
+import { DEFAULT_BULLY_TIMING } from '../src/protocol/bully/options.js'
 
 test('seeded fuzz into raft and bully machines: nothing escapes, nothing invalid changes state', async () => {
   const seed = 20261130
@@ -36,4 +38,31 @@ test('seeded fuzz into raft and bully machines: nothing escapes, nothing invalid
   assert.equal(report.clusters.length, 4)
   for (const c of report.clusters.filter((x) => x.config.endsWith('keyed')))
     assert.equal(c.leaderAtEnd, c.leaderAtStart, `${c.config} lost its leader to inputs a stranger sent`)
+})
+
+// Found by `npm run fuzz -- --seed 14`: a message the bully machine refuses (an epoch near 2^53, signed
+// by a key holder) from an id it never heard of still made it greet that id (hello, and as leader an hb
+// with every member it knows), because the multicast transport announced the sender as a newly heard
+// peer before the machine judged the message.
+test('bully: a refused message from an unheard-of id makes the node send nothing', () => {
+  const machine = new BullyMachine({ id: 'n3', pid: 3, address: '10.0.0.3', timing: DEFAULT_BULLY_TIMING })
+  machine.step(0, { kind: 'tick' })
+  machine.step(5000, { kind: 'tick' })
+  machine.ready()
+  const forged = {
+    t: 'bye',
+    pid: -5,
+    addr: '10.0.0.9',
+    epoch: Number.MAX_SAFE_INTEGER,
+    leaving: false,
+  } as const
+  // As the multicast transport delivers a first message: the message, then the news of a new peer.
+  machine.step(5001, { kind: 'receive', from: 'constructor', msg: forged })
+  machine.step(5001, { kind: 'peerConnected', peer: 'constructor' })
+  const ready = machine.ready()
+  assert.deepEqual(
+    ready.refused?.map((r) => r.reason),
+    ['term-jump'],
+  )
+  assert.deepEqual(ready.messages, [])
 })

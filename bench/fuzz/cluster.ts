@@ -223,11 +223,11 @@ export class FuzzCluster<M = unknown> {
       return { kind: 'dropped', reason: decoded.reason }
     }
     node.transport.stats.messagesReceived++
+    node.transport.handlers?.onMessage(decoded.from, decoded.msg)
     if (this.opts.algo === 'bully' && !node.heard.has(decoded.from) && node.heard.size < 10_000) {
       node.heard.add(decoded.from)
       node.transport.handlers?.onPeerConnected(decoded.from)
     }
-    node.transport.handlers?.onMessage(decoded.from, decoded.msg)
     const refused = node.refusals[0]
     return refused ? { kind: 'refused', reason: refused } : { kind: 'accepted' }
   }

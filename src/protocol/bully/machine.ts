@@ -153,6 +153,10 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
         this.receive(now, input.from, input.msg)
         break
       case 'peerConnected':
+        // Greet only a node this one knows (listed, or learned from a message it accepted): over
+        // multicast a first message announces its sender, and a message refused (a forged epoch jump)
+        // must not earn its sender a hello and the member list.
+        if (!this.peers.has(input.peer)) break
         this.send(input.peer, this.message('hello'))
         if (this.mode === 'leader') this.send(input.peer, this.withMembers(this.message('hb')))
         break
