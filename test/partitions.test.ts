@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
-import { PartitionLab } from './helpers/partition-lab.js'
+import { leaseOverlaps, type Observation, PartitionLab } from './helpers/partition-lab.js'
 import {
   bridgeNode,
   flappingLink,
@@ -20,6 +20,26 @@ import {
   type ScenarioFigures,
   splitTwoThree,
 } from './helpers/partition-scenarios.js'
+
+// The check itself can fail: a claim made wholly inside another node's lease is found; one made after
+// the lease ran out, or one whose poll overlapped the other's (either order possible), is not a violation.
+test('the overlap check finds a claim made inside another lease, and only that', () => {
+  const claim = (node: string, s: number, r: number, lease: number): Observation => ({
+    node,
+    s,
+    r,
+    ok: true,
+    isLeader: true,
+    lease,
+  })
+  const inside = leaseOverlaps([claim('n1', 0, 10, 400), claim('n2', 100, 120, 400)])
+  assert.equal(inside.certain.length, 1)
+  assert.equal(leaseOverlaps([claim('n1', 0, 10, 400), claim('n2', 401, 420, 400)]).certain.length, 0)
+  // Answered after the earliest moment n1's lease could end: not certainly at the same moment.
+  assert.equal(leaseOverlaps([claim('n1', 0, 10, 400), claim('n2', 390, 405, 400)]).certain.length, 0)
+  const racing = leaseOverlaps([claim('n1', 0, 50, 400), claim('n2', 20, 60, 400)])
+  assert.deepEqual([racing.certain.length, racing.ambiguous], [0, 1])
+})
 
 let lab: PartitionLab
 before(async () => {

@@ -46,6 +46,30 @@ export interface Violation {
   b: Observation
 }
 
+/**
+ * Pairs of self-claims by two nodes where one was certainly made while the other's lease ran: b's
+ * request was sent after a's answer came back (b.s >= a.r) and b's answer came back before a's lease
+ * could have ended (b.r <= a.s + a.lease, since a's lease ran to t + lease for some t >= a.s). Also
+ * counts the pairs whose request intervals merely overlap (either order possible): `ambiguous`.
+ */
+export function leaseOverlaps(claimsIn: Observation[]): { certain: Violation[]; ambiguous: number } {
+  const claims = claimsIn.filter((o) => o.ok && o.isLeader).sort((x, y) => x.s - y.s)
+  const certain: Violation[] = []
+  let ambiguous = 0
+  for (let i = 0; i < claims.length; i++) {
+    const a = claims[i] as Observation
+    const leaseEnd = a.s + (a.lease ?? 0)
+    for (let j = i + 1; j < claims.length; j++) {
+      const b = claims[j] as Observation
+      if (b.s > Math.max(leaseEnd, a.r)) break
+      if (b.node === a.node) continue
+      if (b.s >= a.r && b.r <= leaseEnd) certain.push({ a, b })
+      else if (b.s <= a.r) ambiguous++
+    }
+  }
+  return { certain, ambiguous }
+}
+
 export class PartitionLab {
   readonly ids = ['n1', 'n2', 'n3', 'n4', 'n5']
   readonly observations: Observation[] = []
@@ -246,26 +270,9 @@ export class PartitionLab {
     return this.observations.filter((o) => o.ok && o.isLeader && o.s >= from && o.s <= to)
   }
 
-  /**
-   * Pairs of claims by two nodes where one was certainly made while the other's lease ran (see the top
-   * of this file), and the number of pairs whose request intervals merely overlap.
-   */
+  /** Pairs of claims certainly at the same moment since `from` (see {@link leaseOverlaps}). */
   violations(from = 0): { certain: Violation[]; ambiguous: number } {
-    const claims = this.claims(from).sort((x, y) => x.s - y.s)
-    const certain: Violation[] = []
-    let ambiguous = 0
-    for (let i = 0; i < claims.length; i++) {
-      const a = claims[i] as Observation
-      const leaseEnd = a.s + (a.lease ?? 0)
-      for (let j = i + 1; j < claims.length; j++) {
-        const b = claims[j] as Observation
-        if (b.s > Math.max(leaseEnd, a.r)) break
-        if (b.node === a.node) continue
-        if (b.s >= a.r && b.r <= leaseEnd) certain.push({ a, b })
-        else if (b.s <= a.r) ambiguous++
-      }
-    }
-    return { certain, ambiguous }
+    return leaseOverlaps(this.claims(from))
   }
 
   /** The first answer, sent after `since`, matching `pred`. */
