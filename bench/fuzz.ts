@@ -64,6 +64,10 @@ console.log(`accepted (open clusters' forgeries, insider's fresh messages): ${re
 console.log('by kind (inputs / accepted):')
 for (const [k, v] of Object.entries(report.byCategory))
   console.log(`  ${k.padEnd(17)} ${v.inputs} / ${v.accepted}`)
+const kept = report.clusters.filter((c) => c.leaderAtEnd === c.leaderAtStart)
+console.log(
+  `clusters fuzzed: ${report.clusters.length}; kept the leader they started with: ${kept.length} (keyed: ${kept.filter((c) => c.config.endsWith('keyed')).length} of ${report.clusters.filter((c) => c.config.endsWith('keyed')).length}; an open cluster takes forged orders by design)`,
+)
 console.log(`state changes from dropped or refused input: ${report.stateChanges.length}`)
 console.log(`exceptions escaped: ${report.exceptions.length}`)
 for (const v of [...report.stateChanges, ...report.exceptions].slice(0, 5))
