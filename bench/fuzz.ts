@@ -70,10 +70,13 @@ console.log(
 )
 console.log(`state changes from dropped or refused input: ${report.stateChanges.length}`)
 console.log(`exceptions escaped: ${report.exceptions.length}`)
-for (const v of [...report.stateChanges, ...report.exceptions].slice(0, 5))
+console.log(`keyed clusters: unsigned or replayed inputs accepted: ${report.strangerAccepted.length}`)
+for (const v of [...report.stateChanges, ...report.exceptions, ...report.strangerAccepted].slice(0, 5))
   console.log(`  #${v.index} ${v.config} ${v.category}: ${v.what.slice(0, 600)}`)
 if (report.stateChanges.length > 0) failures.push('an invalid input changed a machine')
 if (report.exceptions.length > 0) failures.push('an exception escaped')
+if (report.strangerAccepted.length > 0)
+  failures.push('a keyed cluster accepted an unsigned or replayed input')
 
 const lives: LiveReport[] = []
 if (!values['no-live'] && liveFrames > 0) {

@@ -14,9 +14,10 @@ import { DEFAULT_BULLY_TIMING } from '../src/protocol/bully/options.js'
 test('seeded fuzz into raft and bully machines: nothing escapes, nothing invalid changes state', async () => {
   const seed = 20261130
   const report = await fuzzInProcess({ seed, frames: 8000, framesPerCluster: 2000, tickEvery: 100 })
-  const why = `seed ${seed}: ${JSON.stringify([...report.exceptions, ...report.stateChanges].slice(0, 3))}`
+  const why = `seed ${seed}: ${JSON.stringify([...report.exceptions, ...report.stateChanges, ...report.strangerAccepted].slice(0, 3))}`
   assert.deepEqual(report.exceptions, [], why)
   assert.deepEqual(report.stateChanges, [], why)
+  assert.deepEqual(report.strangerAccepted, [], why)
   assert.equal(report.frames, 8000)
   for (const c of CATEGORIES) assert.ok((report.byCategory[c]?.inputs ?? 0) > 0, `no ${c} input was made`)
   // Every check on the way in was exercised: the counters name each reason.

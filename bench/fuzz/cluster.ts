@@ -83,7 +83,7 @@ export const MEMBER_IDS = ['n1', 'n2', 'n3'] as const
 export class FuzzCluster<M = unknown> {
   readonly clock = new ManualClock()
   readonly nodes = new Map<string, FuzzNode<M>>()
-  /** Every valid encoded message the bus carried, by recipient: the fuzzer replays these. */
+  /** Every encoded message the bus delivered, by recipient: the fuzzer replays these. */
   readonly captured = new Map<string, Buffer[]>()
   private readonly queue: Array<{ to: string; bytes: Buffer }> = []
   private readonly schema: z.ZodType<M>
@@ -196,10 +196,6 @@ export class FuzzCluster<M = unknown> {
     for (const target of targets) {
       // Multicast sends one datagram addressed to '*' or the peer; TCP one frame per peer.
       const bytes = from.codec.encode(this.opts.algo === 'bully' ? to : target, msg)
-      const list = this.captured.get(target) ?? []
-      this.captured.set(target, list)
-      if (list.length < 4096) list.push(bytes)
-      else list[Math.floor(this.opts.random.next() * list.length)] = bytes
       this.queue.push({ to: target, bytes })
     }
   }
@@ -207,6 +203,11 @@ export class FuzzCluster<M = unknown> {
   /** Real traffic between members: through the codec, never through the fuzzer's stream. */
   private deliverValid(node: FuzzNode<M>, bytes: Buffer): void {
     this.ingestMessage(node, bytes)
+    // Kept for replays once delivered: a frame still in flight sent by the fuzzer first is no replay.
+    const list = this.captured.get(node.id) ?? []
+    this.captured.set(node.id, list)
+    if (list.length < 4096) list.push(bytes)
+    else list[Math.floor(this.opts.random.next() * list.length)] = bytes
   }
 
   /**

@@ -43,6 +43,8 @@ export interface InProcessReport {
   stateChanges: Violation[]
   /** Exceptions that escaped (must be empty). */
   exceptions: Violation[]
+  /** Inputs a keyed cluster accepted that were not signed with its key, or were replays (must be empty). */
+  strangerAccepted: Violation[]
   heapBeforeBytes: number
   heapAfterBytes: number
   /** Leaders seen at the end of each cluster's run (for the record). */
@@ -76,6 +78,7 @@ export async function fuzzInProcess(opts: InProcessOptions): Promise<InProcessRe
     byCategory: Object.fromEntries(CATEGORIES.map((c) => [c, { inputs: 0, accepted: 0 }])),
     stateChanges: [],
     exceptions: [],
+    strangerAccepted: [],
     heapBeforeBytes: 0,
     heapAfterBytes: 0,
     clusters: [],
@@ -130,6 +133,18 @@ export async function fuzzInProcess(opts: InProcessOptions): Promise<InProcessRe
         if (anyAccepted) {
           report.accepted++
           stat.accepted++
+          // With a key, only the insider's fresh forgeries may pass: never a stranger's, never a replay.
+          if (
+            cfg.keyed &&
+            (!input.signed || input.category === 'replay') &&
+            report.strangerAccepted.length < 20
+          )
+            report.strangerAccepted.push({
+              index: report.frames,
+              config,
+              category: input.category,
+              what: `accepted without the key or replayed: ${input.bytes.toString('hex').slice(0, 400)}`,
+            })
         } else if (cluster.fingerprint(node) !== before && report.stateChanges.length < 20) {
           report.stateChanges.push({
             index: report.frames,

@@ -25,6 +25,8 @@ export interface ScenarioFigures {
   healAgreeMs: number
   /** The leader and term after the heal. */
   after: string
+  /** The highest term a cut-off node reached while cut (pre-vote keeps it at or below the majority's). */
+  cutOffTerm?: number | undefined
   /** Leaderships (node@term) that claimed during the fault. */
   leaderships: string[]
   /** Claims whose poll intervals overlap another node's (not violations, see partition-lab.ts). */
@@ -96,6 +98,15 @@ async function cutLeaderSide(
   // The cut lasts a while longer: the cut-off side times out, and (pre-vote) must not raise its term.
   await hold(lab, stopped.r, 2000)
   const lastOld = lab.lastClaim(before.id, start, newClaim.s)
+  // Pre-vote: the cut-off side never raised its term past the majority's while it could not win.
+  const tHeal = now()
+  const raised = lab.observations.find(
+    (o) => o.ok && o.s >= tCut && o.s < tHeal && minority.includes(o.node) && (o.term ?? 0) > during.term,
+  )
+  if (raised)
+    throw new Error(
+      `${scenario}: ${raised.node}, cut off, raised its term to ${raised.term} (majority: ${label(during)})`,
+    )
   const healed = await healAndAgree(lab)
   // A returning node must not depose the leader: same leader, same term, and still so a moment later.
   if (healed.leader.id !== during.id || healed.leader.term !== during.term)
@@ -114,6 +125,11 @@ async function cutLeaderSide(
     during: label(during),
     healAgreeMs: healed.ms,
     after: label(later),
+    cutOffTerm: Math.max(
+      ...lab.observations
+        .filter((o) => o.ok && o.s >= tCut && o.s < tHeal && minority.includes(o.node))
+        .map((o) => o.term ?? 0),
+    ),
     leaderships: leadershipsBetween(lab, tCut, now()),
     ambiguous: checkSafety(lab, scenario, start),
   }
