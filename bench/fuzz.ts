@@ -88,6 +88,11 @@ if (!values['no-live'] && liveFrames > 0) {
     )
     for (const [node, d] of Object.entries(live.droppedByNode))
       console.log(`  ${node} drops grew by ${JSON.stringify(d)}`)
+    if (live.replays !== undefined) {
+      const n3 = live.droppedByNode.n3 ?? {}
+      console.log(`  of which ${live.replays} replays of frames recorded on the way to n3`)
+      if (!n3.replay && !n3.stale) failures.push('live raft: n3 counted no replays')
+    }
     if (live.leadersSeen.length !== 1) failures.push(`live ${live.algo}: the leader changed`)
     if (live.died.length > 0) failures.push(`live ${live.algo}: a process died`)
     if (Object.values(live.droppedByNode).some((d) => Object.keys(d).length === 0))

@@ -7,6 +7,7 @@
  */
 import dgram from 'node:dgram'
 import net from 'node:net'
+import { encodeFrame, FrameDecoder } from '../../src/codec/frame.js'
 import { SimRandom } from '../../src/sim/rng.js'
 import { DaemonCluster, type DaemonProc, waitForAsync } from '../../test/helpers/daemon.js'
 import { freePorts, freeUdpPort } from '../../test/helpers/raft-cluster.js'
@@ -14,7 +15,10 @@ import { nextInput } from './frames.js'
 
 export interface LiveReport {
   algo: 'raft' | 'bully'
+  /** Inputs sent, replays included. */
   inputs: number
+  /** Of which replays of frames members really sent (raft: recorded on the way to n3). */
+  replays?: number
   elapsedMs: number
   leader: string
   /** Distinct (leader, token) pairs any node named during the run: must be exactly one. */
@@ -84,12 +88,26 @@ async function sendOverTcp(port: number, inputs: Buffer[]): Promise<void> {
 export async function fuzzLiveRaft(seed: number, inputs: number): Promise<LiveReport> {
   const rng = new SimRandom(seed)
   const cluster = await DaemonCluster.create(3, { timing: 'default' })
+  const recorders: Recorder[] = []
   try {
-    const procs = cluster.members.map((m) => cluster.start(m.id, ['--key', KEY]))
+    // n1 and n2 reach n3 through a recorder (their --nodes name it for n3), so real frames can be
+    // replayed at n3 later; n3 itself listens on its own port.
+    const n3 = cluster.members[2] as { id: string; port: number }
+    const recorder = await Recorder.start(n3.port)
+    recorders.push(recorder)
+    const realPort = n3.port
+    n3.port = recorder.port
+    const procs = cluster.members.slice(0, 2).map((m) => cluster.start(m.id, ['--key', KEY]))
+    n3.port = realPort
+    procs.push(cluster.start(n3.id, ['--key', KEY]))
     const agreed = await cluster.waitForAgreement()
+    await waitForAsync('frames recorded on the way to n3', async () => recorder.frames().length >= 50)
     const before = await Promise.all(procs.map(droppedOf))
     const watch = watchLeaders(procs)
     const started = performance.now()
+    // Replays: every recorded connection again from its start, then single frames on new connections.
+    const replays = [...recorder.streams(), ...recorder.frames().slice(0, 500)]
+    await sendOverTcp(realPort, replays)
     const perNode = cluster.members.map(() => [] as Buffer[])
     for (let i = 0; i < inputs; i++) {
       const idx = i % cluster.members.length
@@ -115,7 +133,8 @@ export async function fuzzLiveRaft(seed: number, inputs: number): Promise<LiveRe
     const after = await Promise.all(procs.map(droppedOf))
     return {
       algo: 'raft',
-      inputs,
+      inputs: inputs + replays.length,
+      replays: replays.length,
       elapsedMs,
       leader: `${agreed.id}@${agreed.token}`,
       leadersSeen: seen,
@@ -126,7 +145,70 @@ export async function fuzzLiveRaft(seed: number, inputs: number): Promise<LiveRe
       ),
     }
   } finally {
+    for (const r of recorders) r.close()
     await cluster.close()
+  }
+}
+
+/** A loopback TCP forwarder that keeps the first bytes of each connection through it. */
+class Recorder {
+  private readonly recorded: Buffer[][] = []
+  private readonly sockets = new Set<net.Socket>()
+
+  private constructor(
+    private readonly server: net.Server,
+    readonly port: number,
+  ) {}
+
+  static async start(targetPort: number): Promise<Recorder> {
+    const holder: { r?: Recorder } = {}
+    const server = net.createServer((client) => holder.r?.accept(client, targetPort))
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
+    holder.r = new Recorder(server, (server.address() as net.AddressInfo).port)
+    return holder.r
+  }
+
+  private accept(client: net.Socket, targetPort: number): void {
+    const chunks: Buffer[] = []
+    let kept = 0
+    if (this.recorded.length < 16) this.recorded.push(chunks)
+    const upstream = net.connect({ host: '127.0.0.1', port: targetPort })
+    for (const sock of [client, upstream]) {
+      this.sockets.add(sock)
+      sock.on('error', () => {
+        client.destroy()
+        upstream.destroy()
+      })
+      sock.on('close', () => this.sockets.delete(sock))
+    }
+    client.on('data', (chunk: Buffer) => {
+      if (kept < 256 * 1024) {
+        chunks.push(chunk)
+        kept += chunk.length
+      }
+    })
+    client.pipe(upstream)
+    upstream.pipe(client)
+  }
+
+  /** Each recorded connection's bytes from its start. */
+  streams(): Buffer[] {
+    return this.recorded.map((c) => Buffer.concat(c)).filter((b) => b.length > 0)
+  }
+
+  /** Every complete frame recorded, each framed again on its own. */
+  frames(): Buffer[] {
+    const out: Buffer[] = []
+    for (const stream of this.streams()) {
+      const result = new FrameDecoder(64 * 1024).push(stream)
+      for (const f of result.frames) out.push(encodeFrame(f))
+    }
+    return out
+  }
+
+  close(): void {
+    this.server.close()
+    for (const sock of this.sockets) sock.destroy()
   }
 }
 
