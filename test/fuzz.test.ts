@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { CATEGORIES } from '../bench/fuzz/frames.js'
 import { fuzzInProcess } from '../bench/fuzz/in-process.js'
-import { BullyMachine } from '../src/protocol/bully/machine.js'
+import { BullyMachine, MAX_BULLY_PEERS } from '../src/protocol/bully/machine.js'
 import { DEFAULT_BULLY_TIMING } from '../src/protocol/bully/options.js'
 
 test('seeded fuzz into raft and bully machines: nothing escapes, nothing invalid changes state', async () => {
@@ -66,4 +66,38 @@ test('bully: a refused message from an unheard-of id makes the node send nothing
     ['term-jump'],
   )
   assert.deepEqual(ready.messages, [])
+})
+
+// Found while fuzzing bully without a key: every forged hb names up to 256 "members", and each new id was
+// kept for good. 2,000 datagrams made a node hold 514,000 peers (163 MiB) and, over TCP, dial every
+// address named. The peer table is bounded; a full table makes room by forgetting peers long silent.
+test('bully: forged member lists and senders cannot grow the peer table without bound', () => {
+  const machine = new BullyMachine({ id: 'n1', pid: 1, address: '10.0.0.1', timing: DEFAULT_BULLY_TIMING })
+  machine.step(0, { kind: 'tick' })
+  for (let i = 0; i < 40; i++) {
+    const members = Array.from({ length: 256 }, (_, j) => ({ id: `x${i}-${j}`, addr: '10.9.9.9:1' }))
+    machine.step(1, {
+      kind: 'receive',
+      from: `f${i}`,
+      msg: { t: 'hb', pid: 0, addr: '10.9.9.9', epoch: 0, members },
+    })
+  }
+  for (let i = 0; i < 2000; i++)
+    machine.step(2, {
+      kind: 'receive',
+      from: `s${i}`,
+      msg: { t: 'hello', pid: 0, addr: '10.9.9.8', epoch: 0 },
+    })
+  const refused = machine.ready().refused ?? []
+  assert.ok(machine.view(3).peers.length <= MAX_BULLY_PEERS, `${machine.view(3).peers.length} peers kept`)
+  assert.ok(refused.length > 0 && refused.every((r) => r.reason === 'unknown-peer'))
+  // Once the forged ids have gone silent past the expiry, a real newcomer is heard again.
+  const later = 2 + 3 * DEFAULT_BULLY_TIMING.aliveIntervalMs + DEFAULT_BULLY_TIMING.leaderTimeoutMs + 1
+  machine.step(later, {
+    kind: 'receive',
+    from: 'n9',
+    msg: { t: 'hello', pid: 9, addr: '10.0.0.9', epoch: 0 },
+  })
+  assert.ok(machine.view(later).peers.some((p) => p.id === 'n9'))
+  assert.deepEqual(machine.ready().refused ?? [], [])
 })
