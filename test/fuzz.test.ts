@@ -42,13 +42,25 @@ test('seeded fuzz into raft and bully machines: nothing escapes, nothing invalid
 })
 
 // Found by `npm run fuzz -- --seed 14`: a message the bully machine refuses (an epoch near 2^53, signed
-// by a key holder) from an id it never heard of still made it greet that id (hello, and as leader an hb
-// with every member it knows), because the multicast transport announced the sender as a newly heard
-// peer before the machine judged the message.
+// by a key holder) from an id it never heard from still made it greet that id (hello, and as leader an
+// hb with every member it knows), because the multicast transport announces a sender it hears for the
+// first time, whatever the machine makes of its message.
 test('bully: a refused message from an unheard-of id makes the node send nothing', () => {
   const machine = new BullyMachine({ id: 'n3', pid: 3, address: '10.0.0.3', timing: DEFAULT_BULLY_TIMING })
   machine.step(0, { kind: 'tick' })
   machine.step(5000, { kind: 'tick' })
+  machine.ready()
+  // Known only by name, from another node's member list (and never heard itself): still no greeting.
+  machine.step(5000, {
+    kind: 'receive',
+    from: 'n2',
+    msg: { t: 'hello', pid: 2, addr: '10.0.0.2', epoch: 0 },
+  })
+  machine.step(5000, {
+    kind: 'receive',
+    from: 'n4',
+    msg: { t: 'hb', pid: 1, addr: '10.0.0.4', epoch: 0, members: [{ id: 'constructor', addr: '10.0.0.9' }] },
+  })
   machine.ready()
   const forged = {
     t: 'bye',

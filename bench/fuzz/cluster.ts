@@ -10,7 +10,7 @@ import { FrameDecoder } from '../../src/codec/frame.js'
 import { BullyMachine } from '../../src/protocol/bully/machine.js'
 import { type BullyMessage, bullyMessageSchema } from '../../src/protocol/bully/messages.js'
 import { DEFAULT_BULLY_TIMING } from '../../src/protocol/bully/options.js'
-import { BROADCAST, type ProtocolMachine } from '../../src/protocol/machine.js'
+import { BROADCAST, type MachineView, type ProtocolMachine } from '../../src/protocol/machine.js'
 import { RaftMachine } from '../../src/protocol/raft/machine.js'
 import { type RaftMessage, raftMessageSchema } from '../../src/protocol/raft/messages.js'
 import { DEFAULT_TIMING } from '../../src/protocol/raft/options.js'
@@ -64,6 +64,8 @@ export interface FuzzNode<M> {
   stream: FrameDecoder
   /** The incarnation this node's codec stamps (what a replay of its frames carries). */
   incarnation: number
+  /** Messages that passed the codec and went on to the machine. */
+  machineInputs: number
 }
 
 export interface ClusterOptions {
@@ -86,6 +88,12 @@ export class FuzzCluster<M = unknown> {
   /** Every encoded message the bus delivered, by recipient: the fuzzer replays these. */
   readonly captured = new Map<string, Buffer[]>()
   private readonly queue: Array<{ to: string; bytes: Buffer }> = []
+  /**
+   * Called when a message has passed the codec, just before the machine gets it: the fuzzer takes its
+   * snapshot of the target here (a message the codec drops never reaches the machine, which only its
+   * inputs can change).
+   */
+  beforeMachine: ((node: FuzzNode<M>) => void) | undefined
   private readonly schema: z.ZodType<M>
 
   constructor(readonly opts: ClusterOptions) {
@@ -139,6 +147,7 @@ export class FuzzCluster<M = unknown> {
       heard: new Set(),
       stream: new FrameDecoder(codec.maxMessageBytes),
       incarnation,
+      machineInputs: 0,
       driver: new MachineDriver<M, unknown>(build, undefined, transport, this.clock, {
         persist: () => {},
         update: () => {},
@@ -224,6 +233,8 @@ export class FuzzCluster<M = unknown> {
       return { kind: 'dropped', reason: decoded.reason }
     }
     node.transport.stats.messagesReceived++
+    this.beforeMachine?.(node)
+    node.machineInputs++
     node.transport.handlers?.onMessage(decoded.from, decoded.msg)
     if (this.opts.algo === 'bully' && !node.heard.has(decoded.from) && node.heard.size < 10_000) {
       node.heard.add(decoded.from)
@@ -256,8 +267,8 @@ export class FuzzCluster<M = unknown> {
   }
 
   /** Everything of a node an input could change: its view (role, term, leader, lease, peers) and sends. */
-  fingerprint(node: FuzzNode<M>): string {
-    return `${node.transport.sent}|${JSON.stringify(node.driver.view())}`
+  snapshot(node: FuzzNode<M>): { sent: number; view: MachineView } {
+    return { sent: node.transport.sent, view: node.driver.view() }
   }
 }
 

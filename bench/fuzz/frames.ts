@@ -144,8 +144,12 @@ function validMessage(
   switch (rng.int(0, 3)) {
     case 0:
       return { t: '"hello"', ...base }
-    case 1:
-      return { t: '"claim"', ...base, members: '[{"id":"n9","addr":"10.0.0.9"}]' }
+    case 1: {
+      // Now and then a full list of ids never seen: a forger trying to fill the peer table.
+      const n = rng.chance(0.2) ? 256 : 1
+      const list = Array.from({ length: n }, () => `{"id":"m${rng.int(0, 1e9)}","addr":"10.0.0.9:1"}`)
+      return { t: '"claim"', ...base, members: `[${list.join(',')}]` }
+    }
     case 2:
       return { t: '"hb"', ...base, max: String(rng.int(0, 6000)) }
     default:
@@ -218,7 +222,7 @@ export function nextInput(rng: SimRandom, target: TargetInfo): FuzzInput {
         rng,
         target.members.filter((m) => m !== target.self),
       )
-    : pick(rng, [target.self, 'stranger', '__proto__', 'constructor', ''])
+    : pick(rng, [target.self, 'stranger', `stranger-${rng.int(0, 1e9)}`, '__proto__', 'constructor', ''])
   const incarnation = target.incarnations.get(from) ?? 1
   const envelope = (overrides: Record<string, string> = {}, msg?: Record<string, string>) =>
     objectText({

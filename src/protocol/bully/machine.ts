@@ -128,6 +128,8 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
   private heartbeatDeadline = Number.POSITIVE_INFINITY
   private aliveDeadline = Number.POSITIVE_INFINITY
   private dirty = false
+  /** The sender of the message refused by the last input, if it was one (see peerConnected). */
+  private refusedLast: string | undefined
   private outbox: Outgoing<BullyMessage>[] = []
   private transitions: Transition[] = []
   private lastTransition: { role: Role; leader: string | undefined; epoch: number } | undefined
@@ -151,6 +153,8 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
   step(now: number, input: Input<BullyMessage>): void {
     if (this.mode === 'stopped') return
     if (!this.started && input.kind !== 'stop') this.start(now)
+    const refusedJustNow = this.refusedLast
+    this.refusedLast = undefined
     this.resigned = now < this.resignedUntil
     switch (input.kind) {
       case 'tick':
@@ -160,10 +164,10 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
         this.receive(now, input.from, input.msg)
         break
       case 'peerConnected':
-        // Greet only a node this one knows (listed, or learned from a message it accepted): over
-        // multicast a first message announces its sender, and a message refused (a forged epoch jump)
-        // must not earn its sender a hello and the member list.
-        if (!this.peers.has(input.peer)) break
+        // Greet only a node this one knows, and not on the heels of a message of its that was refused:
+        // over multicast a sender's first message is followed at once by the news of a new peer, and a
+        // refused message (a forged epoch jump) must not earn its sender a hello and the member list.
+        if (!this.peers.has(input.peer) || refusedJustNow === input.peer) break
         this.send(input.peer, this.message('hello'))
         if (this.mode === 'leader') this.send(input.peer, this.withMembers(this.message('hb')))
         break
@@ -321,6 +325,7 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
     const heardOf = msg.t === 'claim' || msg.t === 'hb' ? Math.max(msg.epoch, msg.max ?? 0) : msg.epoch
     if (!believableTerm(this.maxEpoch, msg.epoch) || !believableTerm(this.maxEpoch, heardOf)) {
       // Believed, it would lift maxEpoch near 2^53, where no node could ever claim again.
+      this.refusedLast = from
       this.refused.push({
         peer: from,
         reason: 'term-jump',
@@ -332,6 +337,7 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
     const isNew = known === undefined || known.gone || now - known.lastHeard > peerExpiryMs(this.timing)
     const peer = this.learn(from, msg.pid, msg.addr, now)
     if (!peer) {
+      this.refusedLast = from
       this.refused.push({
         peer: from,
         reason: 'unknown-peer',
