@@ -73,6 +73,7 @@ console.log(
     [...byScenario].map(([scenario, fs]) => ({
       scenario,
       'old leader stopped claiming': cell(fs.map((f) => f.oldLeaderStoppedMs)),
+      'its last lease ended': cell(fs.map((f) => f.oldLeaseEndMs)),
       'majority leader usable': cell(fs.map((f) => f.majorityLeaderMs)),
       'gap between claims': cell(fs.map((f) => f.claimGapMs)),
       'all agree after heal': cell(fs.map((f) => f.healAgreeMs)),

@@ -15,6 +15,11 @@ export interface ScenarioFigures {
   before: string
   /** From the cut to the old leader's first answer that no longer claims (ms; poll-bounded). */
   oldLeaderStoppedMs?: number | undefined
+  /**
+   * From the cut to the end of the old leader's lease as its last claim reported it (ms): it stopped
+   * claiming by then at the latest.
+   */
+  oldLeaseEndMs?: number | undefined
   /** From the cut to the first claim by a node on the majority side (ms; poll-bounded). */
   majorityLeaderMs?: number | undefined
   /** Between the old leader's last observed claim and the first new claim (ms; > 0: never overlapped). */
@@ -120,6 +125,7 @@ async function cutLeaderSide(
     scenario,
     before: label(before),
     oldLeaderStoppedMs: Math.round(stopped.r - tCut),
+    oldLeaseEndMs: lastOld ? Math.round(lastOld.s + (lastOld.lease ?? 0) - tCut) : undefined,
     majorityLeaderMs: Math.round(newClaim.r - tCut),
     claimGapMs: lastOld ? Math.round(newClaim.s - lastOld.r) : undefined,
     during: label(during),
