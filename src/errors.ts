@@ -10,7 +10,7 @@
  * CLOSED: the election is stopped. INVALID_OPTIONS: an option or flag that cannot work (`field` names
  * it). PEER_REFUSED: a message refused from a peer. CALLBACK_FAILED: a callback or whileLeader work
  * threw. TRANSPORT: the network failed (`address`). PERSISTENCE: durable state could not be read or
- * saved. STORE_UNAVAILABLE, STORE_REFUSED, SESSION_LOST, TOKEN_NOT_NEWER: a coordination store's
+ * saved. TLS: a TLS connection between members was refused (`reason`, `address`). STORE_UNAVAILABLE, STORE_REFUSED, SESSION_LOST, TOKEN_NOT_NEWER: a coordination store's
  * troubles (see the lease driver). PROTOCOL: the protocol cannot keep a promise as configured.
  */
 export type ErrorCode =
@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'SESSION_LOST'
   | 'PROTOCOL'
   | 'TOKEN_NOT_NEWER'
+  | 'TLS'
 
 /** The base class of every error ballot throws or reports; `code` says which. */
 export class BallotError extends Error {
@@ -94,6 +95,35 @@ export class TransportError extends BallotError {
   constructor(message: string, options?: ErrorOptions & { address?: string }) {
     super('TRANSPORT', message, options)
     this.address = options?.address
+  }
+}
+
+/**
+ * A TLS connection between members failed or was refused, on either side: a certificate from another
+ * CA, an expired one, none at all, or a peer that does not speak TLS. The election keeps retrying; each
+ * distinct cause is reported on the 'error' stream (at most once a minute per address and reason).
+ */
+export class TlsError extends BallotError {
+  /**
+   * Why, as a stable word: an OpenSSL verification code (`CERT_HAS_EXPIRED`,
+   * `UNABLE_TO_VERIFY_LEAF_SIGNATURE`, `SELF_SIGNED_CERT_IN_CHAIN`, ...), `NO_CERTIFICATE` (the peer
+   * sent none), `NOT_TLS` (the peer spoke plain TCP to a TLS port), `TLS_REQUIRED` (a TLS port refused our
+   * plain connection), `HANDSHAKE` (the handshake broke off), or `OWN_CERT_EXPIRED` / `OWN_CERT_NOT_YET_VALID`.
+   */
+  readonly reason: string
+  /** The peer's address (host:port), when known. */
+  readonly address: string | undefined
+  /** The member's id, when this node dialled it (an inbound connection has none before it is accepted). */
+  readonly peer: string | undefined
+  constructor(
+    reason: string,
+    message: string,
+    options?: ErrorOptions & { address?: string | undefined; peer?: string | undefined },
+  ) {
+    super('TLS', message, options)
+    this.reason = reason
+    this.address = options?.address
+    this.peer = options?.peer
   }
 }
 

@@ -76,7 +76,12 @@ export {
   localRaftCluster,
 } from './testing/local-cluster.js'
 export { DEFAULT_MULTICAST_GROUP } from './transport/multicast.js'
-export type { TransportStatsSnapshot } from './transport/transport.js'
+export type { TlsOptions } from './transport/tls.js'
+export {
+  CONNECTION_DROP_REASONS,
+  type ConnectionDropReason,
+  type TransportStatsSnapshot,
+} from './transport/transport.js'
 
 /** @deprecated Use {@link DEFAULT_RAFT_TIMING} (named like DEFAULT_BULLY_TIMING). */
 export const DEFAULT_TIMING = DEFAULT_RAFT_TIMING

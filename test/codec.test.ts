@@ -4,12 +4,15 @@ import { describe, test } from 'node:test'
 import fc from 'fast-check'
 import { Codec, type DropReason } from '../src/codec/envelope.js'
 import { encodeFrame, FrameDecoder } from '../src/codec/frame.js'
+import { decodeNotice, encodeNotice } from '../src/codec/notice.js'
 import { ReplayGuard } from '../src/codec/replay.js'
 import { type RaftMessage, raftMessageSchema } from '../src/protocol/raft/messages.js'
 
 const hb: RaftMessage = { t: 'hb', term: 3, seq: 12 }
 
-function pair(opts: { key?: string; peerKey?: string; cluster?: string; wall?: () => number } = {}) {
+type Key = string | string[]
+
+function pair(opts: { key?: Key; peerKey?: Key; cluster?: string; wall?: () => number } = {}) {
   const members = new Set(['a', 'b'])
   const a = new Codec<RaftMessage>({
     cluster: opts.cluster ?? 'c1',
@@ -115,6 +118,53 @@ describe('codec', () => {
     assert.equal(reason(b.decode(Buffer.from([1]))), 'malformed')
   })
 
+  test('key rotation: the first key signs, every key is accepted', () => {
+    // Step 1, [old, new] everywhere: both still sign with old. Step 2, [new, old]: a node that moved
+    // signs with new, and one that has not yet moved accepts it. Step 3, [new]: old is refused.
+    const at = (a: Key, b: Key) =>
+      reason(pair({ key: a, peerKey: b }).b.decode(pair({ key: a }).a.encode('b', hb)))
+    assert.equal(at(['old-key', 'new-key'], 'old-key'), 'ok', 'step 1 is invisible to nodes not yet moved')
+    assert.equal(
+      at(['new-key', 'old-key'], ['old-key', 'new-key']),
+      'ok',
+      'step 2 is heard by nodes at step 1',
+    )
+    assert.equal(at('new-key', ['new-key', 'old-key']), 'ok', 'step 3 is heard by nodes at step 2')
+    assert.equal(at(['new-key', 'old-key'], 'old-key'), 'auth', 'skipping step 1 drops messages')
+    assert.equal(at('old-key', 'new-key'), 'auth')
+    // Rotating a live codec.
+    const { a, b } = pair({ key: 'old-key' })
+    b.setKeys(['old-key', 'new-key'])
+    assert.equal(reason(b.decode(a.encode('b', hb))), 'ok')
+    a.setKeys(['new-key', 'old-key'])
+    b.setKeys('new-key')
+    assert.equal(reason(b.decode(a.encode('b', hb))), 'ok')
+    assert.throws(() => b.setKeys([]), { code: 'INVALID_OPTIONS', field: 'key' })
+    assert.throws(() => pair().a.setKeys('late-key'), { code: 'INVALID_OPTIONS', field: 'key' })
+  })
+
+  test('a hello names its sender, is authenticated, and is never taken for a message', () => {
+    const { a, b } = pair({ key: 'k' })
+    assert.deepEqual(b.decodeFrame(a.encodeHello('b')), { ok: true, from: 'a', to: 'b', hello: true })
+    assert.equal(reason(b.decode(a.encodeHello('b'))), 'schema', 'decode() takes messages only')
+    const forged = pair({ key: 'wrong' }).a.encodeHello('b')
+    assert.deepEqual(b.decodeFrame(forged), { ok: false, reason: 'auth' })
+    // A message without `m`, or a hello with one, is malformed.
+    const { b: open } = pair()
+    const body = (o: object) => Buffer.concat([Buffer.from([1, 0]), Buffer.from(JSON.stringify(o))])
+    const env = { c: 'c1', f: 'a', t: 'b', n: 1, s: 1, w: Date.now() }
+    assert.equal(reason(open.decode(body(env))), 'malformed')
+    assert.deepEqual(open.decodeFrame(body({ ...env, h: 1, m: hb })), { ok: false, reason: 'malformed' })
+  })
+
+  test('notices carry one stable word and nothing else', () => {
+    assert.equal(decodeNotice(encodeNotice('CERT_HAS_EXPIRED')), 'CERT_HAS_EXPIRED')
+    assert.equal(decodeNotice(encodeNotice('not a word\n')), 'REFUSED')
+    assert.equal(decodeNotice(Buffer.from('\x00bad word')), undefined)
+    assert.equal(decodeNotice(Buffer.from([1, 65])), undefined, 'an envelope is not a notice')
+    assert.equal(decodeNotice(Buffer.alloc(200)), undefined)
+  })
+
   test('never throws on arbitrary bytes', () => {
     const { b } = pair({ key: 'k' })
     fc.assert(
@@ -146,6 +196,21 @@ describe('frames', () => {
     )
     const d = new FrameDecoder(10)
     assert.deepEqual(d.push(encodeFrame(Buffer.alloc(11))), { ok: false, frames: [], reason: 'oversized' })
+  })
+
+  test('the bound may be raised between two frames of one read', () => {
+    // A connection starts with a small bound (before its first valid frame) and gets the full one after.
+    const d = new FrameDecoder(8)
+    d.append(Buffer.concat([encodeFrame(Buffer.from('hello')), encodeFrame(Buffer.alloc(100, 7))]))
+    assert.equal(String(d.next()), 'hello')
+    assert.equal(d.bufferedBytes, 104)
+    d.setMaxFrameBytes(1000)
+    assert.equal((d.next() as Buffer).length, 100)
+    assert.equal(d.next(), undefined)
+    const small = new FrameDecoder(8)
+    small.append(encodeFrame(Buffer.alloc(9)))
+    assert.equal(small.next(), 'oversized')
+    assert.equal(small.bufferedBytes, 0, 'nothing is held after a refusal')
   })
 })
 

@@ -38,3 +38,42 @@ test('the same --nodes on every node: each finds itself by its port on a local a
   const twice = parseMembers(['a=127.0.0.1:9001', 'b=localhost:9001'])
   assert.throws(() => findSelf(twice, { port: 9001 }), /several entries/)
 })
+
+test('--key takes a comma-separated list (the first signs), from a flag, BALLOT_KEY or a file list', () => {
+  const nodes = '127.0.0.1:9001'
+  assert.deepEqual(loadDaemonConfig({ nodes, key: 'new-key-1,old-key-1' }, {}).key, [
+    'new-key-1',
+    'old-key-1',
+  ])
+  assert.deepEqual(loadDaemonConfig({ nodes }, { BALLOT_KEY: 'only-one-key' }).key, ['only-one-key'])
+  const file = join(dir, 'keys.json')
+  writeFileSync(file, JSON.stringify({ nodes: [nodes], key: ['new-key-1', 'old-key-1'] }))
+  assert.deepEqual(loadDaemonConfig({ config: file }, {}).key, ['new-key-1', 'old-key-1'])
+  // A short key anywhere in the list is refused, and no key is ever echoed.
+  assert.throws(
+    () => loadDaemonConfig({ nodes, key: 'new-key-1,short' }, {}),
+    (err: Error) => err.message === '--key: must be at least 8 characters, got (not shown)',
+  )
+  assert.throws(
+    () => loadDaemonConfig({ nodes }, { BALLOT_KEY: 'long-enough,' }),
+    /BALLOT_KEY: must be at least 8/,
+  )
+})
+
+test('--tls-cert, --tls-key and --tls-ca come together, and not with multicast or a store', () => {
+  const nodes = '127.0.0.1:9001'
+  const tls = { tlsCert: 'c.pem', tlsKey: 'k.pem', tlsCa: 'ca.pem' }
+  assert.equal(loadDaemonConfig({ nodes, ...tls }, {}).tlsCa, 'ca.pem')
+  assert.throws(
+    () => loadDaemonConfig({ nodes, tlsCert: 'c.pem', tlsCa: 'ca.pem' }, {}),
+    /--tls-key: required/,
+  )
+  assert.throws(
+    () => loadDaemonConfig({ algo: 'bully', multicast: '239.255.41.17:9999', ...tls }, {}),
+    /--tls-cert: multicast cannot use TLS/,
+  )
+  assert.throws(
+    () => loadDaemonConfig({ store: 'etcd://127.0.0.1:2379', election: 'e', id: 'a', ...tls }, {}),
+    /--tls-cert: applies to raft and bully over TCP only/,
+  )
+})

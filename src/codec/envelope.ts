@@ -6,11 +6,15 @@
  *   byte 1      flags: bit 0 set when a MAC follows
  *   bytes 2–33  HMAC-SHA256 over the version, the flags and the body (only with a shared key)
  *   rest        the body: JSON {c: cluster, f: from, t: to, n: incarnation, s: seq, w: wall ms, m: message}
+ *               or, for the hello a stream transport sends first on each connection, {..., h: 1} and no m
+ *
+ * Several keys may be accepted at once (key rotation): the first signs, any of them verifies.
  *
  * Decoding never throws: every way a message can be wrong maps to a DropReason, which transports count.
  */
 import { createHmac, randomInt, timingSafeEqual } from 'node:crypto'
 import { z } from 'zod'
+import { InvalidOptionsError } from '../errors.js'
 import { ReplayGuard } from './replay.js'
 
 export const FORMAT_VERSION = 1
@@ -66,8 +70,23 @@ const envelopeSchema = z.object({
   n: z.number().int().nonnegative(),
   s: z.number().int().positive(),
   w: z.number().finite(),
-  m: z.unknown(),
+  m: z.unknown().optional(),
+  h: z.literal(1).optional(),
+  /** In a hello: acknowledge what arrives on this connection at least this often (ms). */
+  a: z.number().int().min(1).max(600_000).optional(),
 })
+
+/**
+ * Shared keys as the codec takes them: one, or a list in which the first signs and every one verifies
+ * (key rotation: every node first accepts the new key, then signs with it, then drops the old one).
+ */
+export type CodecKey = string | Buffer | ReadonlyArray<string | Buffer>
+
+function keyList(key: CodecKey | undefined): Buffer[] {
+  if (key === undefined) return []
+  const list = typeof key === 'string' || Buffer.isBuffer(key) ? [key] : key
+  return list.map((k) => Buffer.from(k))
+}
 
 export interface CodecOptions<M> {
   /** Cluster name: messages naming another cluster are dropped. */
@@ -76,8 +95,11 @@ export interface CodecOptions<M> {
   self: string
   /** Schema of the protocol's messages. */
   schema: z.ZodType<M>
-  /** Shared secret; when set, every message carries an HMAC and unauthenticated ones are dropped. */
-  key?: string | Buffer
+  /**
+   * Shared secret, or several (the first signs, any verifies); when set, every message carries an HMAC
+   * and unauthenticated ones are dropped. An empty list means no key.
+   */
+  key?: CodecKey
   /** Ids allowed to send to us; undefined accepts any id (bully over multicast learns peers). */
   isKnownPeer?: (id: string) => boolean
   maxMessageBytes?: number
@@ -102,12 +124,25 @@ export type Decoded<M> =
   | { ok: true; from: string; to: string; msg: M }
   | { ok: false; reason: DropReason; from?: string }
 
+/** What a stream transport decodes: a message, or the hello that opens a connection. */
+export type DecodedFrame<M> =
+  | Decoded<M>
+  | {
+      ok: true
+      from: string
+      to: string
+      hello: true
+      /** The sender asks for link acknowledgements at least this often (ms); undefined: none. */
+      ackMs?: number
+    }
+
 export class Codec<M> {
   readonly maxMessageBytes: number
   private readonly cluster: string
   private readonly self: string
   private readonly schema: z.ZodType<M>
-  private readonly key: Buffer | undefined
+  /** Verifying keys; the first signs. Empty: no authentication. */
+  private keys: Buffer[]
   private readonly isKnownPeer: (id: string) => boolean
   private readonly wallClock: () => number
   private readonly replay: ReplayGuard
@@ -119,7 +154,7 @@ export class Codec<M> {
     this.cluster = opts.cluster
     this.self = opts.self
     this.schema = opts.schema
-    this.key = opts.key === undefined ? undefined : Buffer.from(opts.key)
+    this.keys = keyList(opts.key)
     this.isKnownPeer = opts.isKnownPeer ?? (() => true)
     this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
     this.wallClock = opts.wallClock ?? Date.now
@@ -128,43 +163,85 @@ export class Codec<M> {
   }
 
   get authenticated(): boolean {
-    return this.key !== undefined
+    return this.keys.length > 0
+  }
+
+  /**
+   * Replaces the keys at run time (key rotation without a restart): the first signs from now on, any
+   * verifies. Going from no key to a key, or back, is refused (INVALID_OPTIONS): peers would drop
+   * every message in between.
+   */
+  setKeys(key: CodecKey): void {
+    const keys = keyList(key)
+    if (keys.length > 0 !== this.authenticated)
+      throw new InvalidOptionsError(
+        'key',
+        this.authenticated
+          ? 'cannot remove the key of a running node (peers would drop its messages)'
+          : 'cannot add a key to a node started without one (peers would drop its messages)',
+      )
+    this.keys = keys
   }
 
   encode(to: string, msg: M): Buffer {
+    return this.seal({ t: to, m: msg })
+  }
+
+  /**
+   * The hello a stream transport sends first on every connection it opens: an authenticated frame that
+   * names this node, so the receiver can accept the connection before any protocol message is due.
+   */
+  encodeHello(to: string, ackMs?: number): Buffer {
+    return this.seal({ t: to, h: 1, a: ackMs })
+  }
+
+  private seal(fields: { t: string; m?: M; h?: 1; a?: number | undefined }): Buffer {
     this.seq++
     const body = Buffer.from(
       JSON.stringify({
         c: this.cluster,
         f: this.self,
-        t: to,
+        t: fields.t,
         n: this.incarnation,
         s: this.seq,
         w: this.wallClock(),
-        m: msg,
+        ...(fields.h ? { h: 1, ...(fields.a === undefined ? {} : { a: fields.a }) } : { m: fields.m }),
       }),
     )
-    const header = Buffer.from([FORMAT_VERSION, this.key ? FLAG_MAC : 0])
-    if (!this.key) return Buffer.concat([header, body])
-    const mac = createHmac('sha256', this.key).update(header).update(body).digest()
+    const signer = this.keys[0]
+    const header = Buffer.from([FORMAT_VERSION, signer ? FLAG_MAC : 0])
+    if (!signer) return Buffer.concat([header, body])
+    const mac = createHmac('sha256', signer).update(header).update(body).digest()
     return Buffer.concat([header, mac, body])
   }
 
+  private verifies(mac: Buffer, signed: Buffer, body: Buffer): boolean {
+    for (const key of this.keys) {
+      const expected = createHmac('sha256', key).update(signed).update(body).digest()
+      if (timingSafeEqual(mac, expected)) return true
+    }
+    return false
+  }
+
+  /** Decodes a message; a hello (see decodeFrame) is refused here as 'schema'. */
   decode(bytes: Buffer): Decoded<M> {
+    const decoded = this.decodeFrame(bytes)
+    if (decoded.ok && 'hello' in decoded) return { ok: false, reason: 'schema', from: decoded.from }
+    return decoded
+  }
+
+  /** Decodes a message or a hello (stream transports). Never throws. */
+  decodeFrame(bytes: Buffer): DecodedFrame<M> {
     if (bytes.length > this.maxMessageBytes) return { ok: false, reason: 'oversized' }
     if (bytes.length < HEADER_BYTES) return { ok: false, reason: 'malformed' }
     if (bytes[0] !== FORMAT_VERSION) return { ok: false, reason: 'version' }
     const hasMac = ((bytes[1] ?? 0) & FLAG_MAC) !== 0
     let body: Buffer
-    if (this.key) {
+    if (this.authenticated) {
       if (!hasMac || bytes.length < HEADER_BYTES + MAC_BYTES) return { ok: false, reason: 'auth' }
       const mac = bytes.subarray(HEADER_BYTES, HEADER_BYTES + MAC_BYTES)
       body = bytes.subarray(HEADER_BYTES + MAC_BYTES)
-      const expected = createHmac('sha256', this.key)
-        .update(bytes.subarray(0, HEADER_BYTES))
-        .update(body)
-        .digest()
-      if (!timingSafeEqual(mac, expected)) return { ok: false, reason: 'auth' }
+      if (!this.verifies(mac, bytes.subarray(0, HEADER_BYTES), body)) return { ok: false, reason: 'auth' }
     } else {
       body = hasMac ? bytes.subarray(HEADER_BYTES + MAC_BYTES) : bytes.subarray(HEADER_BYTES)
     }
@@ -176,17 +253,23 @@ export class Codec<M> {
     }
     const env = envelopeSchema.safeParse(raw)
     if (!env.success) return { ok: false, reason: 'malformed' }
-    const { c, f, t, n, s, w, m } = env.data
+    // A message carries `m`; a hello carries `h` and no `m`.
+    if ((env.data.h === 1) === Object.hasOwn(raw as object, 'm')) return { ok: false, reason: 'malformed' }
+    const { c, f, t, n, s, w, m, h, a } = env.data
     if (c !== this.cluster) return { ok: false, reason: 'cluster', from: f }
     if (t !== this.self && t !== '*') return { ok: false, reason: 'misdirected', from: f }
     if (!this.isKnownPeer(f) || f === this.self) return { ok: false, reason: 'unknown-peer', from: f }
-    const msg = this.schema.safeParse(m)
-    if (!msg.success) return { ok: false, reason: 'schema', from: f }
+    const msg = h === 1 ? undefined : this.schema.safeParse(m)
+    if (msg && !msg.success) return { ok: false, reason: 'schema', from: f }
     // Replay checks only mean something when a forger cannot simply mint fresh sequence numbers.
-    if (this.key) {
+    if (this.authenticated) {
       const verdict = this.replay.check(f, n, s, w, this.wallClock())
       if (verdict !== 'ok') return { ok: false, reason: verdict, from: f }
     }
-    return { ok: true, from: f, to: t, msg: msg.data }
+    if (!msg)
+      return a === undefined
+        ? { ok: true, from: f, to: t, hello: true }
+        : { ok: true, from: f, to: t, hello: true, ackMs: a }
+    return { ok: true, from: f, to: t, msg: msg.data as M }
   }
 }

@@ -77,8 +77,24 @@ export const daemonConfigSchema = z
     http: hostPort.optional(),
     /** Bearer token for mutating HTTP endpoints (POST /resign); without it they are off. */
     httpToken: z.string().min(8, 'must be at least 8 characters').optional(),
-    /** Shared HMAC key for cluster messages (lease backends will use --lease-key for their store key). */
-    key: z.string().min(8, 'must be at least 8 characters').optional(),
+    /**
+     * Shared HMAC key(s) for cluster messages: comma-separated (or a list in a config file); the first
+     * signs, every one is accepted, so a key can be rotated node by node. A key cannot hold a comma.
+     */
+    key: z
+      .preprocess(
+        (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()) : v),
+        z
+          .array(z.string({ error: 'must be a string' }).min(8, 'must be at least 8 characters'))
+          .min(1, 'must name at least one key'),
+      )
+      .optional(),
+    /** Mutual TLS between members: this node's certificate (PEM file), signed by --tls-ca. */
+    tlsCert: z.string().min(1).optional(),
+    /** The private key of --tls-cert (PEM file). */
+    tlsKey: z.string().min(1).optional(),
+    /** The CA (PEM file) every member's certificate must be signed by. */
+    tlsCa: z.string().min(1).optional(),
     cluster: z.string().min(1).max(128).default('ballot'),
     timing: z.enum(['default', 'fast']).default('default'),
     dataDir: z.string().min(1).optional(),
@@ -204,6 +220,9 @@ export function loadDaemonConfig(
   }
   if (config.algo === 'lease') {
     const name = (k: string) => describe(k, source[k], configPath)
+    for (const key of ['tlsCert', 'tlsKey', 'tlsCa'] as const)
+      if (config[key] !== undefined)
+        throw new InvalidOptionsError(name(key), 'applies to raft and bully over TCP only, not --algo lease')
     if (!config.store)
       throw new InvalidOptionsError('--store', 'required with --algo lease (e.g. etcd://127.0.0.1:2379)')
     const store = parseStoreUrl(config.store, name('store'))
@@ -214,6 +233,19 @@ export function loadDaemonConfig(
       throw new InvalidOptionsError('--id', 'required with --store (the value of this candidate entry)')
     return config
   }
+  const tlsGiven = (['tlsCert', 'tlsKey', 'tlsCa'] as const).filter((k) => config[k] !== undefined)
+  if (tlsGiven.length > 0 && tlsGiven.length < 3) {
+    const missing = (['tlsCert', 'tlsKey', 'tlsCa'] as const).find((k) => config[k] === undefined) as string
+    throw new InvalidOptionsError(
+      `--${kebab(missing)}`,
+      'required with --tls-cert, --tls-key and --tls-ca: TLS between members is mutual, give all three',
+    )
+  }
+  if (tlsGiven.length > 0 && config.multicast)
+    throw new InvalidOptionsError(
+      '--tls-cert',
+      'multicast cannot use TLS (datagrams to a group); authenticate with --key instead, or use TCP (--nodes)',
+    )
   for (const key of ['store', 'storeToken', 'lockDelay'] as const)
     if (config[key] !== undefined)
       throw new InvalidOptionsError(`--${kebab(key)}`, `applies to --algo lease only (not ${config.algo})`)
@@ -301,7 +333,13 @@ export const ELECTION_FLAGS: Array<[string, string]> = [
   ['--observers <ids>', 'raft: member ids that follow but never vote or lead'],
   ['--http <host:port>', 'serve the HTTP API here (a lone `ballot run`: 127.0.0.1:8080)'],
   ['--http-token <token>', 'bearer token for POST /resign (without it, mutating endpoints are off)'],
-  ['--key <secret>', 'shared key: authenticate every cluster message (HMAC)'],
+  [
+    '--key <secret[,old]>',
+    'shared key: authenticate every cluster message (HMAC); a comma-separated list rotates keys: the first signs, all are accepted',
+  ],
+  ['--tls-cert <file>', "mutual TLS between members: this node's certificate (PEM), signed by --tls-ca"],
+  ['--tls-key <file>', 'the private key of --tls-cert (PEM)'],
+  ['--tls-ca <file>', "the CA (PEM) every member's certificate must be signed by"],
   ['--cluster <name>', 'cluster name (default ballot)'],
   ['--timing <profile>', 'default (LAN) or fast (loopback, one rack)'],
   ['--data-dir <dir>', 'keep the durable term/vote (raft) or epoch (bully) here'],

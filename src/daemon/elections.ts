@@ -10,6 +10,7 @@ import { LeaseElection } from '../lease/candidate.js'
 import { BullyElection } from '../runtime/bully-election.js'
 import { RaftElection, type RaftPeer } from '../runtime/raft-election.js'
 import { parseHostPort } from '../transport/address.js'
+import type { TlsOptions } from '../transport/tls.js'
 import type { TransportStatsSnapshot } from '../transport/transport.js'
 import type { DaemonConfig } from './config.js'
 import { storeBackend } from './store.js'
@@ -69,6 +70,10 @@ export function findSelf(members: Member[], config: Pick<DaemonConfig, 'id' | 'p
 const FLAG_OF: Record<string, string> = {
   dataDir: '--data-dir',
   key: '--key',
+  'tls.cert': '--tls-cert',
+  'tls.key': '--tls-key',
+  'tls.ca': '--tls-ca',
+  tls: '--tls-cert',
   members: '--nodes',
   nodes: '--nodes',
   timing: '--timing',
@@ -88,7 +93,7 @@ export function createElection(config: DaemonConfig): DaemonElection {
     return buildElection(config)
   } catch (err) {
     if (!(err instanceof InvalidOptionsError)) throw err
-    const root = /^[a-zA-Z]+/.exec(err.field)?.[0] ?? ''
+    const root = err.field in FLAG_OF ? err.field : (/^[a-zA-Z]+/.exec(err.field)?.[0] ?? '')
     const flag = FLAG_OF[root]
     if (!flag) throw err
     const detail = err.message.slice(err.field.length + 2)
@@ -96,6 +101,13 @@ export function createElection(config: DaemonConfig): DaemonElection {
       cause: err,
     })
   }
+}
+
+/** --tls-cert, --tls-key and --tls-ca as the drivers' `tls` option (all three, or none: see config). */
+function tlsOption(config: DaemonConfig): TlsOptions | undefined {
+  if (config.tlsCert === undefined || config.tlsKey === undefined || config.tlsCa === undefined)
+    return undefined
+  return { cert: config.tlsCert, key: config.tlsKey, ca: config.tlsCa }
 }
 
 function buildElection(config: DaemonConfig): DaemonElection {
@@ -139,6 +151,7 @@ function buildElection(config: DaemonConfig): DaemonElection {
       nodes: members.map((m) => (m.id === m.address ? m.address : `${m.id}=${m.address}`)),
       cluster: config.cluster,
       key: config.key,
+      tls: tlsOption(config),
       timing: config.timing,
       dataDir: config.dataDir,
     })
@@ -161,6 +174,7 @@ function buildElection(config: DaemonConfig): DaemonElection {
     listen: `${config.host ?? hp.host}:${hp.port}`,
     cluster: config.cluster,
     key: config.key,
+    tls: tlsOption(config),
     timing: config.timing,
     dataDir: config.dataDir,
     tags,

@@ -39,9 +39,10 @@ export async function startNode(
       c.leader ? `leader ${c.leader.id} (token ${c.leader.token})` : `no leader (${c.role})`,
     ),
   )
-  election.on('error', (err) =>
-    log.warn({ err: err.message, code: (err as { code?: string }).code }, 'election error'),
-  )
+  election.on('error', (err) => {
+    const { code, reason } = err as { code?: string; reason?: string }
+    log.warn({ err: err.message, code, ...(reason === undefined ? {} : { reason }) }, 'election error')
+  })
   const notifier = config.notifyUrl ? new Notifier({ url: config.notifyUrl, election, log }) : undefined
   let api: HttpApi | undefined
   let httpAddress: string | undefined

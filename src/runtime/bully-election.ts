@@ -32,8 +32,9 @@ import {
   resolveInterfaceAddress,
 } from '../transport/multicast.js'
 import { TcpTransport } from '../transport/tcp.js'
+import { loadTls, type TlsOptions } from '../transport/tls.js'
 import type { Transport, TransportHandlers, TransportStats } from '../transport/transport.js'
-import { checkOptions, describeValue, type KnownKeys } from './check-options.js'
+import { checkKey, checkOptions, describeValue, type KnownKeys } from './check-options.js'
 import { type Clock, realClock } from './clock.js'
 import { openDataDir } from './data-dir.js'
 import { DrivenElection } from './driven-election.js'
@@ -95,8 +96,19 @@ export interface BullyElectionOptions {
   multicast?: BullyMulticastOptions | undefined
   /** Cluster name: keeps two clusters on one network apart. Default "ballot". */
   cluster?: string | undefined
-  /** Shared key: every message is authenticated (HMAC-SHA256) and replay-checked. */
-  key?: string | undefined
+  /**
+   * Shared key: every message is authenticated (HMAC-SHA256) and replay-checked. A list rotates keys:
+   * the first signs, every one is accepted (see `setKey` to rotate without a restart). Over multicast
+   * this key is the only protection there is: multicast cannot use TLS.
+   */
+  key?: string | readonly string[] | undefined
+  /**
+   * TCP only: mutual TLS between nodes, with this node's certificate and key and the CA every node's
+   * certificate must be signed by (file paths or PEM text). A node with a certificate from another CA,
+   * an expired one or none cannot join; both ends report why ('error' events, code TLS). Multicast
+   * cannot use TLS (datagrams to a group): there, use `key`. Default: plain TCP.
+   */
+  tls?: TlsOptions | undefined
   /** A profile name ("default", "fast") or explicit timings, filled in from the default profile. */
   timing?: BullyTimingProfile | BullyTimingOptions | undefined
   /**
@@ -132,6 +144,7 @@ const BULLY_OPTION_KEYS: KnownKeys<BullyElectionOptions> = {
   multicast: true,
   cluster: true,
   key: true,
+  tls: true,
   timing: true,
   dataDir: true,
   stateStore: true,
@@ -212,16 +225,19 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
   /** The machine being driven (a failed save replaces it with one rebuilt from the saved epoch). */
   private machine: BullyMachine | undefined
   private readonly resolvedTiming: BullyTiming
+  private readonly codec: Codec<BullyMessage>
 
   /** Checks the options (throws InvalidOptionsError naming the field) and builds the node; start() joins. */
   constructor(opts: BullyElectionOptions) {
     checkOptions(opts, BULLY_OPTION_KEYS, 'options')
     if (opts.multicast !== undefined) checkOptions(opts.multicast, { group: true, iface: true }, 'multicast')
-    if (opts.key !== undefined && (typeof opts.key !== 'string' || opts.key.length === 0))
+    checkKey(opts.key)
+    if (opts.multicast !== undefined && opts.tls !== undefined)
       throw new InvalidOptionsError(
-        'key',
-        `must be a non-empty string (or undefined for none), got ${describeValue(opts.key)}`,
+        'tls',
+        'multicast cannot use TLS (datagrams to a group); authenticate with `key` instead, or use TCP',
       )
+    const tls = opts.tls === undefined ? undefined : loadTls(opts.tls)
     const clock = opts.clock ?? realClock
     super({ clock, callbackTimeoutMs: opts.callbackTimeoutMs })
     const pid = opts.pid ?? 0
@@ -279,6 +295,7 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
       wallClock: () => clock.wall(),
       incarnation: dataDir ? nextIncarnation(dataDir, clock.wall()) : undefined,
     })
+    this.codec = codec
     let transport: Transport<BullyMessage>
     if (opts.multicast) {
       transport = new MulticastTransport({
@@ -295,10 +312,24 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
           peers: new Map(peers.map((p) => [p.id, p.address])),
           codec,
           connectTimeoutMs: opts.connectTimeoutMs ?? connectTimeoutFor(timing.heartbeatIntervalMs),
+          // A link whose data goes unacknowledged for as long as a leader may stay silent is dead: redial.
+          silenceTimeoutMs: Math.max(250, timing.leaderTimeoutMs),
+          tls,
+          onError: (err) => this.reportError(err),
         }),
       )
     }
     this.drive(build, transport, stateStore)
+  }
+
+  /**
+   * Replaces the shared key(s) without a restart: the first signs from now on, every one is accepted.
+   * Rotate with `setKey([next, current])` on every node, then `setKey(next)` on every node. Throws
+   * INVALID_OPTIONS for an empty key, or to add a key to a node started without one (or remove it).
+   */
+  setKey(key: string | readonly string[]): void {
+    checkKey(key)
+    this.codec.setKeys(key)
   }
 
   /** The timings in force (after profiles and defaults are applied). */

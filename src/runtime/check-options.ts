@@ -83,3 +83,25 @@ export function describeValue(value: unknown): string {
     return String(value)
   }
 }
+
+/**
+ * Checks a shared `key` option: undefined (none), a non-empty string, or a non-empty list of non-empty
+ * strings (the first signs, every one is accepted). Throws InvalidOptionsError naming `key` (or `key[i]`).
+ */
+export function checkKey(key: unknown, field = 'key'): void {
+  if (key === undefined) return
+  if (typeof key === 'string') {
+    if (key.length === 0)
+      throw new InvalidOptionsError(field, 'must be a non-empty string (or undefined for none)')
+    return
+  }
+  if (!Array.isArray(key) || key.length === 0)
+    throw new InvalidOptionsError(
+      field,
+      `must be a non-empty string or a non-empty list of them (or undefined for none), got ${describeValue(key)}`,
+    )
+  key.forEach((k, i) => {
+    if (typeof k !== 'string' || k.length === 0)
+      throw new InvalidOptionsError(`${field}[${i}]`, `must be a non-empty string, got ${describeValue(k)}`)
+  })
+}

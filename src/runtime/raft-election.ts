@@ -25,7 +25,8 @@ import {
 } from '../protocol/raft/options.js'
 import { parseHostPort } from '../transport/address.js'
 import { TcpTransport } from '../transport/tcp.js'
-import { checkOneOf, checkOptions, describeValue, type KnownKeys } from './check-options.js'
+import { loadTls, type TlsOptions } from '../transport/tls.js'
+import { checkKey, checkOneOf, checkOptions, describeValue, type KnownKeys } from './check-options.js'
 import { type Clock, realClock } from './clock.js'
 import { openDataDir } from './data-dir.js'
 import { DrivenElection } from './driven-election.js'
@@ -76,9 +77,16 @@ export interface RaftElectionOptions {
   timing?: RaftTimingProfile | RaftTimingOptions | undefined
   /**
    * Shared key: when set, every message is authenticated (HMAC-SHA256) and replay-checked. Undefined
-   * (an unset environment variable, say) means no key; an empty string is refused.
+   * (an unset environment variable, say) means no key; an empty string is refused. A list rotates keys:
+   * the first signs, every one is accepted (see `setKey` to rotate without a restart).
    */
-  key?: string | undefined
+  key?: string | readonly string[] | undefined
+  /**
+   * Mutual TLS between members: this node's certificate and key, and the CA every member's certificate
+   * must be signed by (file paths or PEM text). A member with a certificate from another CA, an expired
+   * one or none cannot join; both ends report why ('error' events, code TLS). Default: plain TCP.
+   */
+  tls?: TlsOptions | undefined
   /**
    * Directory for the durable term and vote. Without it the node keeps them in memory only: a node that
    * crashes and restarts within one term may then vote twice in that term, and two leaders in one term
@@ -117,6 +125,7 @@ const RAFT_OPTION_KEYS: KnownKeys<RaftElectionOptions> = {
   listen: true,
   timing: true,
   key: true,
+  tls: true,
   dataDir: true,
   stateStore: true,
   tags: true,
@@ -169,11 +178,7 @@ function checkRaftOptions(opts: RaftElectionOptions): void {
       )
     byAddress.set(m.address, i)
   })
-  if (opts.key !== undefined && (typeof opts.key !== 'string' || opts.key.length === 0))
-    throw new InvalidOptionsError(
-      'key',
-      `must be a non-empty string (or undefined for none), got ${describeValue(opts.key)}`,
-    )
+  checkKey(opts.key)
 }
 
 /**
@@ -192,6 +197,7 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
   private readonly opts: RaftElectionOptions
   private readonly addresses: Map<string, string>
   private readonly resolvedTiming: RaftTiming
+  private readonly codec: Codec<RaftMessage>
 
   /** Checks the options (throws InvalidOptionsError naming the field) and builds the node; start() joins. */
   constructor(opts: RaftElectionOptions) {
@@ -204,6 +210,7 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
     if (!self) throw new InvalidOptionsError('id', `this node (${opts.id}) is not in the member list`)
     const listen = parseHostPort(opts.listen ?? self.address, 'listen')
     this.resolvedTiming = resolveTiming(opts.timing)
+    const tls = opts.tls === undefined ? undefined : loadTls(opts.tls)
     const dataDir = opts.dataDir === undefined ? undefined : openDataDir(opts.dataDir)
     const stateStore =
       opts.stateStore ??
@@ -228,12 +235,19 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
       wallClock: () => clock.wall(),
       incarnation: dataDir ? nextIncarnation(dataDir, clock.wall()) : undefined,
     })
+    this.codec = codec
     const transport = new TcpTransport({
       self: opts.id,
       listen,
       peers: new Map(opts.members.filter((m) => m.id !== opts.id).map((m) => [m.id, m.address])),
       codec,
       connectTimeoutMs: opts.connectTimeoutMs ?? connectTimeoutFor(this.resolvedTiming.heartbeatIntervalMs),
+      // A link on which what was sent is not acknowledged for an election timeout is dead, whatever TCP
+      // thinks: redial it, so that a healed network carries the next heartbeat at once.
+      // At least 250 ms: the fast profile's 100 ms would redial (and lose a message) on a mere stall.
+      silenceTimeoutMs: Math.max(250, this.resolvedTiming.electionTimeoutMaxMs),
+      tls,
+      onError: (err) => this.reportError(err),
       onDialError: (peer, address, err) =>
         this.reportError(
           new TransportError(
@@ -258,6 +272,17 @@ export class RaftElection extends DrivenElection<RaftMessage, RaftHardState> {
   /** This node's id. */
   get id(): string {
     return this.opts.id
+  }
+
+  /**
+   * Replaces the shared key(s) without a restart: the first signs from now on, every one is accepted.
+   * Rotate a cluster with no election: on every node `setKey([next, current])`, then on every node
+   * `setKey(next)`. Throws INVALID_OPTIONS for an empty key, or to add a key to a node started without
+   * one (or remove it): peers would drop every message in between.
+   */
+  setKey(key: string | readonly string[]): void {
+    checkKey(key)
+    this.codec.setKeys(key)
   }
 
   /**

@@ -82,6 +82,28 @@ export function createMetrics(election: DaemonElection): client.Registry {
       }
     },
   })
+  const connectionsLast = new Map<string, number>()
+  new client.Counter({
+    name: 'ballot_connections_dropped_total',
+    help: 'Cluster connections this node closed, by reason (handshake-timeout, idle, preauth-oversized, preauth-limit, tls, replaced, silent)',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      for (const [reason, n] of election.transportStats.connectionsDropped) {
+        const last = connectionsLast.get(reason) ?? 0
+        if (n > last) this.inc({ reason }, n - last)
+        connectionsLast.set(reason, n)
+      }
+    },
+  })
+  new client.Gauge({
+    name: 'ballot_unauthenticated_connections',
+    help: 'Inbound cluster connections open now that have not yet sent a valid frame',
+    registers: [registry],
+    collect() {
+      this.set(election.transportStats.unauthenticatedConnections)
+    },
+  })
   new client.Gauge({
     name: 'ballot_peer_last_contact_seconds',
     help: 'Seconds since this node last heard from each peer',

@@ -4,6 +4,38 @@
  */
 import type { DropReason } from '../codec/envelope.js'
 
+/**
+ * Why a cluster connection was closed by this node (counted in `connectionsDropped`):
+ * - `handshake-timeout`: an inbound connection sent no valid frame (and finished no TLS handshake)
+ *   within the deadline;
+ * - `idle`: an inbound connection that has not yet sent a valid frame went quiet;
+ * - `preauth-oversized`: it announced a frame larger than a connection may send before its first valid one;
+ * - `preauth-limit`: too many inbound connections were waiting for their first valid frame; the oldest went;
+ * - `tls`: a TLS handshake failed or a certificate was refused (either side);
+ * - `replaced`: a member dialled again, so its older inbound connection was closed;
+ * - `silent`: an outbound connection on which this node sent and heard nothing back for too long was
+ *   redialled (a link that stopped moving data).
+ */
+export type ConnectionDropReason =
+  | 'handshake-timeout'
+  | 'idle'
+  | 'preauth-oversized'
+  | 'preauth-limit'
+  | 'tls'
+  | 'replaced'
+  | 'silent'
+
+/** Every ConnectionDropReason. */
+export const CONNECTION_DROP_REASONS: readonly ConnectionDropReason[] = [
+  'handshake-timeout',
+  'idle',
+  'preauth-oversized',
+  'preauth-limit',
+  'tls',
+  'replaced',
+  'silent',
+]
+
 export interface TransportHandlers<M> {
   onMessage(from: string, msg: M): void
   /** A connection to the peer came up (stream transports). */
@@ -46,6 +78,10 @@ export interface TransportStatsSnapshot {
   readonly dropped: ReadonlyMap<DropReason, number>
   /** Peers that tried to speak to us but are not members, by claimed id (bounded). */
   readonly refusedPeers: ReadonlyMap<string, number>
+  /** Connections this node closed, by reason (see ConnectionDropReason). */
+  readonly connectionsDropped: ReadonlyMap<ConnectionDropReason, number>
+  /** Inbound connections open now that have not yet sent a valid frame. */
+  readonly unauthenticatedConnections: number
   /** All messages dropped on receipt, whatever the reason. */
   droppedTotal(): number
 }
@@ -61,6 +97,15 @@ export class TransportStats implements TransportStatsSnapshot {
   readonly dropped = new Map<DropReason, number>()
   /** Peers that tried to speak to us but are not members, by claimed id (bounded). */
   readonly refusedPeers = new Map<string, number>()
+  /** Connections closed by this node, by reason. */
+  readonly connectionsDropped = new Map<ConnectionDropReason, number>()
+  /** Inbound connections open now that have not yet sent a valid frame. */
+  unauthenticatedConnections = 0
+
+  /** Counts a connection this node closed. */
+  dropConnection(reason: ConnectionDropReason): void {
+    this.connectionsDropped.set(reason, (this.connectionsDropped.get(reason) ?? 0) + 1)
+  }
 
   drop(reason: DropReason, from?: string): void {
     this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + 1)
@@ -91,6 +136,8 @@ export class TransportStats implements TransportStatsSnapshot {
       sendFailures: this.sendFailures,
       dropped,
       refusedPeers: new Map(this.refusedPeers),
+      connectionsDropped: new Map(this.connectionsDropped),
+      unauthenticatedConnections: this.unauthenticatedConnections,
       droppedTotal: () => total,
     })
   }
