@@ -150,7 +150,7 @@ export async function fuzzLiveRaft(seed: number, inputs: number): Promise<LiveRe
   }
 }
 
-/** A loopback TCP forwarder that keeps the first bytes of each connection through it. */
+/** A loopback TCP forwarder that keeps the first bytes of the newest connections through it. */
 class Recorder {
   private readonly recorded: Buffer[][] = []
   private readonly sockets = new Set<net.Socket>()
@@ -171,7 +171,9 @@ class Recorder {
   private accept(client: net.Socket, targetPort: number): void {
     const chunks: Buffer[] = []
     let kept = 0
-    if (this.recorded.length < 16) this.recorded.push(chunks)
+    // The newest 16 connections: a link redialled (silent, or under load) leaves its old one behind.
+    this.recorded.push(chunks)
+    if (this.recorded.length > 16) this.recorded.shift()
     const upstream = net.connect({ host: '127.0.0.1', port: targetPort })
     for (const sock of [client, upstream]) {
       this.sockets.add(sock)
