@@ -46,7 +46,7 @@ export interface Transition {
 /** One refused message: from whom, why (a stable reason for counters) and a sentence for the log. */
 export interface Refusal {
   peer: string
-  reason: 'term-jump' | 'member-list'
+  reason: 'term-jump' | 'member-list' | 'unknown-peer'
   detail: string
 }
 

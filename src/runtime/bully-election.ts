@@ -12,7 +12,7 @@
 import { Codec } from '../codec/envelope.js'
 import type { ClusterState, MemberState } from '../election.js'
 import { InvalidOptionsError } from '../errors.js'
-import { BullyMachine } from '../protocol/bully/machine.js'
+import { BullyMachine, MAX_BULLY_PEERS } from '../protocol/bully/machine.js'
 import {
   type BullyHardState,
   type BullyMessage,
@@ -384,6 +384,9 @@ export class BullyElection extends DrivenElection<BullyMessage, BullyHardState> 
  * leader lists are dialled too, so nodes started with different lists still all find each other.
  */
 class GrowingTcpTransport implements Transport<BullyMessage> {
+  /** Peers added at run time (from messages), at most MAX_BULLY_PEERS. */
+  private learned = 0
+
   constructor(private readonly inner: TcpTransport<BullyMessage>) {}
 
   get address(): string {
@@ -406,9 +409,11 @@ class GrowingTcpTransport implements Transport<BullyMessage> {
   }
 
   private learn(id: string, address: string): void {
-    if (this.inner.hasPeer(id)) return
+    // Bounded as the machine's table is: without a key, anyone may name addresses for us to dial.
+    if (this.inner.hasPeer(id) || this.learned >= MAX_BULLY_PEERS) return
     try {
       this.inner.addPeer(id, address)
+      this.learned++
     } catch {
       // An address that is not host:port: we can hear this node but not answer it.
     }

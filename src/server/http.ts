@@ -153,6 +153,9 @@ export class HttpApi {
         this.json(res, 200, {
           ...state,
           isLeader: election.isLeader(),
+          // How long this node's self-claim holds unless renewed (its own clock): lets an observer tell
+          // when two claims could overlap in real time. null when not leading, and for bully (no lease).
+          leaseRemainingMs: election.leaseRemainingMs() ?? null,
           address: election.address,
           counters: election.counters,
           transport: {

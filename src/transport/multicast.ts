@@ -133,11 +133,13 @@ export class MulticastTransport<M> implements Transport<M> {
       return
     }
     this.stats.messagesReceived++
+    // The message first, then the news of a new sender: the protocol judges the message (and learns
+    // the sender only if it accepts it) before it decides whether to greet.
+    this.handlers?.onMessage(decoded.from, decoded.msg)
     if (!this.heard.has(decoded.from) && this.heard.size < 10_000) {
       this.heard.add(decoded.from)
       this.handlers?.onPeerConnected(decoded.from)
     }
-    this.handlers?.onMessage(decoded.from, decoded.msg)
   }
 }
 

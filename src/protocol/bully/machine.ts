@@ -68,6 +68,13 @@ export interface BullyMachineOptions {
   hardState?: BullyHardState
 }
 
+/**
+ * Most peers one node keeps. Without a key anyone can speak, and every claim or heartbeat may name 256
+ * members: unbounded, a few thousand forged datagrams would fill the heap (and, over TCP, set the node
+ * dialling every address named). A full table makes room by forgetting a peer silent past the expiry.
+ */
+export const MAX_BULLY_PEERS = 1024
+
 /** Margin on a starting peer's listening time, for clock-rate differences and delay. */
 const START_SLACK = 1.2
 
@@ -121,6 +128,8 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
   private heartbeatDeadline = Number.POSITIVE_INFINITY
   private aliveDeadline = Number.POSITIVE_INFINITY
   private dirty = false
+  /** The sender of the message refused by the last input, if it was one (see peerConnected). */
+  private refusedLast: string | undefined
   private outbox: Outgoing<BullyMessage>[] = []
   private transitions: Transition[] = []
   private lastTransition: { role: Role; leader: string | undefined; epoch: number } | undefined
@@ -144,6 +153,8 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
   step(now: number, input: Input<BullyMessage>): void {
     if (this.mode === 'stopped') return
     if (!this.started && input.kind !== 'stop') this.start(now)
+    const refusedJustNow = this.refusedLast
+    this.refusedLast = undefined
     this.resigned = now < this.resignedUntil
     switch (input.kind) {
       case 'tick':
@@ -153,6 +164,10 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
         this.receive(now, input.from, input.msg)
         break
       case 'peerConnected':
+        // Greet only a node this one knows, and not on the heels of a message of its that was refused:
+        // over multicast a sender's first message is followed at once by the news of a new peer, and a
+        // refused message (a forged epoch jump) must not earn its sender a hello and the member list.
+        if (!this.peers.has(input.peer) || refusedJustNow === input.peer) break
         this.send(input.peer, this.message('hello'))
         if (this.mode === 'leader') this.send(input.peer, this.withMembers(this.message('hb')))
         break
@@ -310,6 +325,7 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
     const heardOf = msg.t === 'claim' || msg.t === 'hb' ? Math.max(msg.epoch, msg.max ?? 0) : msg.epoch
     if (!believableTerm(this.maxEpoch, msg.epoch) || !believableTerm(this.maxEpoch, heardOf)) {
       // Believed, it would lift maxEpoch near 2^53, where no node could ever claim again.
+      this.refusedLast = from
       this.refused.push({
         peer: from,
         reason: 'term-jump',
@@ -319,7 +335,16 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
     }
     const known = this.peers.get(from)
     const isNew = known === undefined || known.gone || now - known.lastHeard > peerExpiryMs(this.timing)
-    const peer = this.learn(from, msg.pid, msg.addr)
+    const peer = this.learn(from, msg.pid, msg.addr, now)
+    if (!peer) {
+      this.refusedLast = from
+      this.refused.push({
+        peer: from,
+        reason: 'unknown-peer',
+        detail: `${from} is new and this node already keeps ${MAX_BULLY_PEERS} peers heard recently; dropped`,
+      })
+      return
+    }
     if (isNew) peer.since = now
     peer.lastHeard = now
     peer.gone = false
@@ -345,7 +370,7 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
         return
       case 'claim':
       case 'hb':
-        for (const m of msg.members ?? []) if (m.id !== this.id) this.learn(m.id, undefined, m.addr)
+        for (const m of msg.members ?? []) if (m.id !== this.id) this.learn(m.id, undefined, m.addr, now)
         this.onLeaderMessage(now, peer, msg.epoch)
         return
       case 'bye':
@@ -412,9 +437,19 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
     if (id === this.leaderId && this.mode === 'follower') this.leaderLost(now)
   }
 
-  private learn(id: string, pid: number | undefined, address: string | undefined): PeerState {
+  /**
+   * The peer's state, made on first mention; undefined when the table is full of peers heard within the
+   * expiry (see MAX_BULLY_PEERS).
+   */
+  private learn(
+    id: string,
+    pid: number | undefined,
+    address: string | undefined,
+    now = Number.NEGATIVE_INFINITY,
+  ): PeerState | undefined {
     let peer = this.peers.get(id)
     if (!peer) {
+      if (this.peers.size >= MAX_BULLY_PEERS && !this.forgetOneSilent(now)) return undefined
       peer = {
         id,
         pid,
@@ -434,6 +469,18 @@ export class BullyMachine implements ProtocolMachine<BullyMessage, BullyHardStat
     }
     if (address !== undefined) peer.address = address
     return peer
+  }
+
+  /** Forgets one peer silent past the expiry (never the leader being followed); false if none is. */
+  private forgetOneSilent(now: number): boolean {
+    const expiry = peerExpiryMs(this.timing)
+    for (const [id, p] of this.peers) {
+      if (id === this.leaderId || id === this.lostLeader || now - p.lastHeard <= expiry) continue
+      this.peers.delete(id)
+      this.slotSharers.delete(id)
+      return true
+    }
+    return false
   }
 
   private message(t: 'hello' | 'claim' | 'hb' | 'bye'): BullyMessage {
