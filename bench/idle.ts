@@ -50,12 +50,18 @@ try {
   const lead = await c.waitForAgreement(undefined, 60_000)
   // Let start-up work (JIT, first connections, the first GCs) settle before the window opens.
   await new Promise((r) => setTimeout(r, 5000))
+  const sent = async () =>
+    Promise.all(
+      procs.map(async (p) => JSON.parse((await p.get('/status')).body).transport.messagesSent as number),
+    )
+  const sentBefore = await sent()
   const before = procs.map((p) => cpuMs(p.pid))
   const t0 = performance.now()
   await new Promise((r) => setTimeout(r, seconds * 1000))
   const elapsedS = (performance.now() - t0) / 1000
   const after = procs.map((p) => cpuMs(p.pid))
   const rss = procs.map((p) => rssMb(p.pid))
+  const sentAfter = await sent()
   const still = await c.agreed()
   const rows = procs.map((p, i) => {
     const msPerS = ((after[i] as number) - (before[i] as number)) / elapsedS
@@ -65,6 +71,7 @@ try {
       cpuMsPerS: Math.round(msPerS * 100) / 100,
       cpuPercent: Math.round(msPerS * 10) / 100,
       rssMb: Math.round((rss[i] as number) * 10) / 10,
+      msgsSentPerS: Math.round(((sentAfter[i] as number) - (sentBefore[i] as number)) / elapsedS),
     }
   })
   const mean = (k: 'cpuMsPerS' | 'rssMb') =>
