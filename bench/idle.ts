@@ -5,6 +5,7 @@
  * in ms of CPU per second and as a percentage of one core, RSS in MB) and the same as JSON.
  *
  *   npm run build && node --import tsx bench/idle.ts [--nodes 5] [--seconds 60] [--timing default]
+ *     [--settle-s 20] [--node-args '--flag ...']
  *     [--profile-dir DIR]   (each node also writes a --cpu-prof profile there; profiling costs CPU itself)
  *
  * CPU-seconds measure the work done, and so are less sensitive to other load on the machine than wall
@@ -21,6 +22,8 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '60' },
     timing: { type: 'string', default: 'default' },
     'profile-dir': { type: 'string' },
+    'settle-s': { type: 'string', default: '20' },
+    'node-args': { type: 'string', default: '' },
   },
 })
 const size = Number(args.nodes)
@@ -45,11 +48,15 @@ function rssMb(pid: number): number {
 const c = await DaemonCluster.create(size, { timing: args.timing as 'default' | 'fast' })
 try {
   const profile = args['profile-dir']
-  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []
+  const nodeArgs = [
+    ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []),
+    ...(args['node-args'] as string).split(' ').filter(Boolean),
+  ]
   const procs: DaemonProc[] = c.members.map((m) => c.start(m.id, [], 'run', [], nodeArgs))
   const lead = await c.waitForAgreement(undefined, 60_000)
-  // Let start-up work (JIT, first connections, the first GCs) settle before the window opens.
-  await new Promise((r) => setTimeout(r, 5000))
+  // Let start-up work (JIT, first connections, and the memory reducer's full collections some 8 and 17 s
+  // after start) settle before the window opens: this measures the steady state.
+  await new Promise((r) => setTimeout(r, Number(args['settle-s']) * 1000))
   const sent = async () =>
     Promise.all(
       procs.map(async (p) => JSON.parse((await p.get('/status')).body).transport.messagesSent as number),

@@ -75,8 +75,12 @@ export async function startNode(
   const notifier = config.notifyUrl ? new Notifier({ url: config.notifyUrl, election, log }) : undefined
   const margin = leaseMarginMs(config)
   // Warn at half the margin: a stall that long has used half of what keeps this node's leadership.
+  const warnMs = Math.max(10, Math.round(margin / 2))
   const loopDelay = new LoopDelayMonitor({
-    warnMs: Math.max(10, Math.round(margin / 2)),
+    warnMs,
+    // Sampled at a quarter of the threshold (10 to 50 ms): fine enough to see a stall that matters,
+    // and no more wake-ups than that at idle.
+    resolutionMs: Math.min(50, Math.max(10, Math.round(warnMs / 4))),
     warn: (stallMs, stalls) =>
       log.warn(
         { stallMs, stalls, leaseMarginMs: Math.round(margin) },

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePorts, waitFor } from './raft-cluster.js'
 
-export const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname
+/** The built CLI; BALLOT_CLI names another build (a bench comparing before and after, say). */
+export const CLI = process.env.BALLOT_CLI ?? new URL('../../dist/cli/main.js', import.meta.url).pathname
 
 export class DaemonProc {
   readonly child: ChildProcess
