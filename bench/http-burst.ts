@@ -18,6 +18,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     nodes: { type: 'string', default: '3' },
     all: { type: 'boolean', default: false },
+    'node-args': { type: 'string', default: '' },
   },
 })
 
@@ -32,7 +33,8 @@ async function status(p: DaemonProc) {
 const c = await DaemonCluster.create(Number(args.nodes), { timing: 'default' })
 const rows: Array<Record<string, string | number>> = []
 try {
-  for (const m of c.members) c.start(m.id)
+  const nodeArgs = (args['node-args'] as string).split(' ').filter(Boolean)
+  for (const m of c.members) c.start(m.id, [], 'run', [], nodeArgs)
   for (let round = 1; round <= Number(args.rounds); round++) {
     const lead = await c.waitForAgreement(undefined, 60_000)
     const leader = c.procs.get(lead.id) as DaemonProc

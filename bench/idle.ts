@@ -5,7 +5,7 @@
  * in ms of CPU per second and as a percentage of one core, RSS in MB) and the same as JSON.
  *
  *   npm run build && node --import tsx bench/idle.ts [--nodes 5] [--seconds 60] [--timing default]
- *     [--settle-s 20] [--node-args '--flag ...']
+ *     [--settle-s 20] [--node-args='--flag ...']
  *     [--profile-dir DIR]   (each node also writes a --cpu-prof profile there; profiling costs CPU itself)
  *
  * CPU-seconds measure the work done, and so are less sensitive to other load on the machine than wall

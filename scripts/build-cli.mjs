@@ -2,7 +2,8 @@
 // Bundles the `ballot` command (dist/cli/main.js) with everything only the command needs (commander,
 // pino, pino-pretty, prom-client, ms, pure-rand, ...), so that those are devDependencies and a library
 // user installs only the library's own dependencies (package.json "dependencies", left outside the
-// bundle and loaded from node_modules), plus the optional store clients they choose.
+// bundle and loaded from node_modules, but for zod: see BUNDLED_DEPENDENCIES), plus the optional store
+// clients they choose.
 //
 // Bundled packages keep their licences: dist/cli/THIRD-PARTY-LICENSES.txt holds each one's name,
 // version, licence and licence text, as their licences ask.
@@ -11,8 +12,11 @@ import { dirname, join } from 'node:path'
 import { build } from 'esbuild'
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'))
+// zod is bundled too, although the library depends on it: loaded from node_modules it is some forty
+// modules, each with its own record and file, and a daemon was ~3 MB larger for it (bench/idle.ts).
+const BUNDLED_DEPENDENCIES = new Set(['zod'])
 const external = [
-  ...Object.keys(pkg.dependencies ?? {}),
+  ...Object.keys(pkg.dependencies ?? {}).filter((d) => !BUNDLED_DEPENDENCIES.has(d)),
   ...Object.keys(pkg.peerDependencies ?? {}),
   ...Object.keys(pkg.optionalDependencies ?? {}),
 ]
