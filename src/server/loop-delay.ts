@@ -39,7 +39,10 @@ export interface LoopDelayOptions {
   warnMs: number
   /** Called (at most once per `logEveryMs`) when a window's worst stall reached `warnMs`. */
   warn: (stallMs: number, stallsSoFar: number) => void
-  /** Sampling interval (ms). Default 20: stalls that matter are hundreds of ms; fewer wake-ups idle. */
+  /**
+   * Sampling interval (ms). Default `warnMs`: every sample wakes the process (the main cost of an idle
+   * node), and a stall S is still recorded as at least S - resolutionMs.
+   */
   resolutionMs?: number
   /** How often the window is folded and checked (ms). Default 2000. */
   windowMs?: number
@@ -59,7 +62,7 @@ export class LoopDelayMonitor {
   private lastWarnAt = Number.NEGATIVE_INFINITY
 
   constructor(opts: LoopDelayOptions) {
-    this.opts = { resolutionMs: 20, windowMs: 2000, logEveryMs: 60_000, ...opts }
+    this.opts = { resolutionMs: opts.warnMs, windowMs: 2000, logEveryMs: 60_000, ...opts }
     this.window = monitorEventLoopDelay({ resolution: this.opts.resolutionMs })
     this.window.enable()
     this.timer = setInterval(() => this.fold(), this.opts.windowMs)
