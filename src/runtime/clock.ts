@@ -16,10 +16,16 @@ export interface Clock {
   clearTimer(handle: unknown): void
 }
 
-/** The real clock: performance.now(), Date.now() and setTimeout. */
+/**
+ * The real clock: performance.now(), Date.now() and setTimeout. A timer is rounded up to the next whole
+ * millisecond and one more: Node times timers on the event loop's cached millisecond clock, which lags
+ * performance.now() by up to a millisecond, so an exact delay often fired a little before the deadline
+ * it was set for, found nothing due, and woke the process a second time a millisecond later (twice
+ * per heartbeat, at idle).
+ */
 export const realClock: Clock = {
   now: () => performance.now(),
   wall: () => Date.now(),
-  setTimer: (fn, delayMs) => setTimeout(fn, Math.max(0, delayMs)),
+  setTimer: (fn, delayMs) => setTimeout(fn, delayMs > 0 ? Math.ceil(delayMs) + 1 : 0),
   clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
 }

@@ -8,21 +8,81 @@
  *                   view, every second and at each change)
  *   POST /resign    step down (bearer token; off when no token is configured)
  *   GET  /          the dashboard (./dashboard/), with its script, stylesheet and icon
+ *
+ * The API may face an untrusted network, and it shares its process (and event loop) with the election,
+ * so what a client may hold is bounded: headers (size and time to arrive), bodies (none is read; a
+ * request that announces one larger than 1 KiB is refused), idle keep-alive connections, open
+ * connections in all, and event streams (each with a bound on what it may leave unread). Connections
+ * over the cap are closed as they are accepted, before any parser is set up, so a flood costs little.
+ * A malformed request gets its 4xx status and no log line; each refusal is counted by reason.
  */
-import { timingSafeEqual } from 'node:crypto'
+import { createHash, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { Registry } from 'prom-client'
 import type { DaemonElection } from '../daemon/elections.js'
 import type { Logger } from '../daemon/log.js'
 import type { LeaderInfo, LeadershipChange } from '../election.js'
 import { ClusterFeed } from './dashboard/feed.js'
 import { DASHBOARD_PATHS, serveDashboard } from './dashboard/page.js'
+import type { LoopDelayMonitor } from './loop-delay.js'
+
+/** Bounds on what clients may hold; every field has a default (HTTP_LIMITS). */
+export interface HttpLimits {
+  /** Connections open at once; more are closed as they are accepted. */
+  maxConnections: number
+  /** `/events` streams open at once; more get 503 with Retry-After. */
+  maxStreams: number
+  /** Bytes an event stream may leave unread (a client that stops reading) before it is closed. */
+  maxStreamBacklogBytes: number
+  /** Largest request head (request line and headers), bytes; larger gets 431. */
+  maxHeaderBytes: number
+  /** Largest request body announced; larger gets 413 (bodies are never read). */
+  maxBodyBytes: number
+  /** Time for a request's head to arrive (ms); slower gets 408 (slowloris). */
+  headersTimeoutMs: number
+  /** Time for a whole request to arrive (ms); slower gets 408 (a dripping body). */
+  requestTimeoutMs: number
+  /** An idle keep-alive connection is closed after this (ms). */
+  keepAliveTimeoutMs: number
+  /** Pending connections the kernel may queue for accept (listen backlog). */
+  backlog: number
+  /** Least time between two accepted resigns (ms); sooner gets 429. */
+  minResignIntervalMs: number
+}
+
+/** The limits the daemon runs with. */
+export const HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
+  maxConnections: 256,
+  maxStreams: 64,
+  maxStreamBacklogBytes: 256 * 1024,
+  maxHeaderBytes: 8 * 1024,
+  maxBodyBytes: 1024,
+  headersTimeoutMs: 5000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5000,
+  backlog: 4096,
+  minResignIntervalMs: 1000,
+})
+
+/** Why the API refused a client, as counted in `ballot_http_refused_total{reason}`. */
+export type HttpRefusal =
+  | 'connections'
+  | 'streams'
+  | 'bad-request'
+  | 'headers-too-large'
+  | 'body-too-large'
+  | 'timeout'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'method'
+  | 'rate-limited'
 
 export interface HttpApiOptions {
   election: DaemonElection
   metrics: Registry
   log: Logger
-  /** Bearer token for POST /resign; without it mutating endpoints answer 404. */
+  /** Bearer token for POST /resign; without it mutating endpoints answer 403 (they are off). */
   token?: string
   /** GET /readyz answers 200 only while this node leads (for a Service that must reach only the leader). */
   readyWhenLeader?: boolean
@@ -32,6 +92,10 @@ export interface HttpApiOptions {
   beforeResign?: () => Promise<void>
   /** The driver's name ('raft', 'bully', 'lease') for the dashboard. Default 'raft'. */
   algo?: string
+  /** Event-loop stalls, for /status. */
+  loopDelay?: LoopDelayMonitor
+  /** Bounds on clients; each field left out takes HTTP_LIMITS'. */
+  limits?: Partial<HttpLimits>
 }
 
 /** How often a dashboard stream gets the cluster's view even when nothing changed (last contact ages). */
@@ -68,9 +132,31 @@ export function nameableLeader(election: DaemonElection): { leader?: LeaderInfo;
   return { leader }
 }
 
+/** A request the API refuses, with its status (thrown while routing; never logged). */
+class Refusal extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: HttpRefusal,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message)
+  }
+}
+
+/** Equal-length digests, so comparing a token takes the same time whatever its length or content. */
+const digest = (s: string) => createHash('sha256').update(s).digest()
+
 export class HttpApi {
   readonly server: http.Server
+  /** The limits in force. */
+  readonly limits: Readonly<HttpLimits>
+  /** Clients refused, by reason (for `/metrics` and `/status`). */
+  readonly refused = new Map<HttpRefusal, number>()
   private readonly opts: HttpApiOptions
+  private readonly tokenDigest: Buffer | undefined
+  private lastResignAt = Number.NEGATIVE_INFINITY
+  private lastServerErrorLogAt = Number.NEGATIVE_INFINITY
   private readonly streams = new Set<http.ServerResponse>()
   /** The streams that asked for the dashboard's view (`/events?cluster=1`); a subset of `streams`. */
   private readonly clusterStreams = new Set<http.ServerResponse>()
@@ -80,13 +166,28 @@ export class HttpApi {
 
   constructor(opts: HttpApiOptions) {
     this.opts = opts
-    this.server = http.createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => {
-        opts.log.error({ err }, 'http handler failed')
-        if (!res.headersSent) this.text(res, 500, 'internal error\n')
-        else res.end()
-      })
-    })
+    const limits: HttpLimits = { ...HTTP_LIMITS, ...opts.limits }
+    this.limits = Object.freeze(limits)
+    this.tokenDigest = opts.token === undefined ? undefined : digest(opts.token)
+    this.server = http.createServer(
+      {
+        maxHeaderSize: limits.maxHeaderBytes,
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: limits.requestTimeoutMs,
+        keepAliveTimeout: limits.keepAliveTimeoutMs,
+        // How often Node looks for requests past their time: often enough that a slow client is cut
+        // near its deadline, rarely enough to cost nothing idle.
+        connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs / 2),
+        noDelay: true,
+      },
+      (req, res) => {
+        this.handle(req, res).catch((err: unknown) => this.failed(err, res))
+      },
+    )
+    // Past the cap, Node closes a connection as it is accepted: no socket object, no parser.
+    this.server.maxConnections = limits.maxConnections
+    this.server.on('drop', () => this.count('connections'))
+    this.server.on('clientError', (err, socket) => this.clientError(err, socket))
     // The feed listens first, so that a change's history is recorded before the change is broadcast.
     this.feed = new ClusterFeed(opts.election, opts.algo ?? 'raft')
     opts.election.on('change', (c) => this.broadcast(c))
@@ -95,13 +196,13 @@ export class HttpApi {
   async listen(host: string, port: number): Promise<string> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject)
-      this.server.listen(port, host, () => {
+      this.server.listen({ port, host, backlog: this.limits.backlog }, () => {
         this.server.off('error', reject)
         resolve()
       })
     })
     this.keepAlive = setInterval(() => {
-      for (const s of this.streams) s.write(': keep-alive\n\n')
+      for (const s of this.streams) this.send(s, ': keep-alive\n\n')
     }, 15_000)
     this.keepAlive.unref()
     const a = this.server.address()
@@ -117,18 +218,95 @@ export class HttpApi {
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
   }
 
+  /** A handler's failure: a refusal gets its status; anything else is a bug here (500, logged rarely). */
+  private failed(err: unknown, res: http.ServerResponse): void {
+    if (err instanceof Refusal) {
+      this.count(err.reason)
+      if (res.headersSent) {
+        res.end()
+        return
+      }
+      for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v)
+      this.text(res, err.status, `${err.message}\n`)
+      return
+    }
+    // One line with the stack at most every 10 s: a request that trips a bug cannot flood the log.
+    const now = performance.now()
+    if (now - this.lastServerErrorLogAt >= 10_000) {
+      this.lastServerErrorLogAt = now
+      this.opts.log.error({ err }, 'http handler failed')
+    }
+    if (!res.headersSent) this.text(res, 500, 'internal error\n')
+    else res.end()
+  }
+
+  /**
+   * A request Node's parser refused (malformed, head too large, too slow) or a connection that failed.
+   * Answered with its status when the socket can still take it, never logged: any client could
+   * otherwise write to the log at will.
+   */
+  private clientError(err: Error & { code?: string }, socket: Duplex): void {
+    const code = err.code ?? ''
+    if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
+      socket.destroy()
+      return
+    }
+    let status = 400
+    let reason: HttpRefusal = 'bad-request'
+    if (code === 'HPE_HEADER_OVERFLOW') {
+      status = 431
+      reason = 'headers-too-large'
+    } else if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT') {
+      status = 408
+      reason = 'timeout'
+    }
+    this.count(reason)
+    // A response under way on this connection (a keep-alive timeout after one) gets no second one.
+    if ((socket as { _httpMessage?: unknown })._httpMessage) {
+      socket.destroy()
+      return
+    }
+    const text = http.STATUS_CODES[status] ?? 'Bad Request'
+    socket.end(
+      `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${text.length + 1}\r\nConnection: close\r\n\r\n${text}\n`,
+    )
+  }
+
+  private count(reason: HttpRefusal): void {
+    this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1)
+  }
+
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://ballot')
+    res.setHeader('X-Content-Type-Options', 'nosniff')
+    let url: URL
+    try {
+      url = new URL(req.url ?? '/', 'http://ballot')
+    } catch {
+      throw new Refusal(400, 'bad-request', 'malformed request target')
+    }
     const route = DASHBOARD_PATHS.includes(url.pathname) ? 'GET' : ROUTES[url.pathname]
-    if (!route || (route === 'POST' && url.pathname === '/resign' && !this.opts.token)) {
+    if (!route) {
       this.text(res, 404, 'not found\n')
       return
     }
     const method = req.method === 'HEAD' ? 'GET' : req.method
-    if (method !== route) {
-      res.setHeader('Allow', route === 'GET' ? 'GET, HEAD' : route)
-      this.text(res, 405, `method ${req.method} not allowed\n`)
-      return
+    if (method !== route)
+      throw new Refusal(405, 'method', `method ${req.method} not allowed`, {
+        Allow: route === 'GET' ? 'GET, HEAD' : route,
+      })
+    // No endpoint reads a body; one that is announced large is refused before anything happens, and the
+    // connection is not kept (what is left of the body would otherwise have to be read).
+    const length = Number(req.headers['content-length'] ?? 0)
+    if (!(length <= this.limits.maxBodyBytes) || req.headers['transfer-encoding'] !== undefined) {
+      res.shouldKeepAlive = false
+      throw new Refusal(
+        413,
+        'body-too-large',
+        `a request body may not exceed ${this.limits.maxBodyBytes} bytes`,
+        {
+          Connection: 'close',
+        },
+      )
     }
     const { election } = this.opts
     switch (url.pathname) {
@@ -164,6 +342,12 @@ export class HttpApi {
             sendFailures: stats.sendFailures,
             dropped: Object.fromEntries(stats.dropped),
           },
+          ...(this.opts.loopDelay ? { eventLoop: this.opts.loopDelay.snapshot() } : {}),
+          http: {
+            connections: await this.connectionCount(),
+            streams: this.streams.size,
+            refused: Object.fromEntries(this.refused),
+          },
         })
         return
       }
@@ -186,15 +370,19 @@ export class HttpApi {
         this.openStream(req, res, url.searchParams.get('cluster') === '1')
         return
       case '/resign': {
-        if (!this.authorized(req)) {
-          res.setHeader('WWW-Authenticate', 'Bearer')
-          this.text(res, 401, 'a valid bearer token is required\n')
-          return
-        }
+        this.authorize(req)
         if (!election.isLeader()) {
           this.text(res, 409, 'this node is not the leader\n')
           return
         }
+        // Each resign moves the leadership: whoever holds the token may not keep the cluster electing.
+        const now = performance.now()
+        const wait = this.lastResignAt + this.limits.minResignIntervalMs - now
+        if (wait > 0)
+          throw new Refusal(429, 'rate-limited', 'a resign was accepted moments ago; try again shortly', {
+            'Retry-After': String(Math.ceil(wait / 1000)),
+          })
+        this.lastResignAt = now
         await this.opts.beforeResign?.()
         this.feed.noteResign()
         await election.resign()
@@ -212,14 +400,41 @@ export class HttpApi {
     }
   }
 
-  private authorized(req: http.IncomingMessage): boolean {
-    const header = req.headers.authorization ?? ''
-    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '')
-    const want = Buffer.from(this.opts.token ?? '')
-    return given.length === want.length && timingSafeEqual(given, want)
+  /**
+   * State changes need the bearer token, always: without a configured token they are off (403), with
+   * one a request without credentials gets 401 and a wrong token 403.
+   */
+  private authorize(req: http.IncomingMessage): void {
+    if (!this.tokenDigest)
+      throw new Refusal(403, 'forbidden', 'state changes are off: this node has no --http-token')
+    const header = req.headers.authorization
+    if (header === undefined || !/^Bearer\s/i.test(header))
+      throw new Refusal(401, 'unauthorized', 'a bearer token is required', { 'WWW-Authenticate': 'Bearer' })
+    if (!timingSafeEqual(digest(header.slice(7).trim()), this.tokenDigest))
+      throw new Refusal(403, 'forbidden', 'the bearer token is not valid', {
+        'WWW-Authenticate': 'Bearer error="invalid_token"',
+      })
+  }
+
+  /** Connections open now. */
+  private connectionCount(): Promise<number> {
+    return new Promise((resolve) => this.server.getConnections((_err, n) => resolve(n ?? 0)))
+  }
+
+  /** Writes to an event stream; a client that has left too much unread is dropped (memory stays bounded). */
+  private send(s: http.ServerResponse, chunk: string): void {
+    if (s.writableLength > this.limits.maxStreamBacklogBytes) {
+      s.destroy()
+      return
+    }
+    s.write(chunk)
   }
 
   private openStream(req: http.IncomingMessage, res: http.ServerResponse, cluster: boolean): void {
+    if (this.streams.size >= this.limits.maxStreams)
+      throw new Refusal(503, 'streams', `too many event streams open (${this.limits.maxStreams})`, {
+        'Retry-After': '5',
+      })
     res.writeHead(200, {
       'Content-Type': 'text/event-stream',
       'Cache-Control': 'no-cache',
@@ -239,7 +454,7 @@ export class HttpApi {
       this.clusterStreams.add(res)
       this.clusterTick ??= setInterval(() => {
         const event = this.clusterEvent()
-        for (const s of this.clusterStreams) s.write(event)
+        for (const s of this.clusterStreams) this.send(s, event)
       }, CLUSTER_EVERY_MS).unref()
     }
     req.on('close', () => {
@@ -268,10 +483,10 @@ export class HttpApi {
       at: new Date(c.at).toISOString(),
       isLeader: this.opts.election.isLeader(),
     })
-    for (const s of this.streams) s.write(`event: change\ndata: ${data}\n\n`)
+    for (const s of this.streams) this.send(s, `event: change\ndata: ${data}\n\n`)
     if (this.clusterStreams.size > 0) {
       const view = this.clusterEvent() + this.historyEvent()
-      for (const s of this.clusterStreams) s.write(view)
+      for (const s of this.clusterStreams) this.send(s, view)
     }
   }
 

@@ -5,10 +5,19 @@
 import client from 'prom-client'
 import type { DaemonElection } from '../daemon/elections.js'
 import type { LeadershipChange } from '../election.js'
+import type { LoopDelayMonitor } from './loop-delay.js'
+
+/** Figures from outside the election that the metrics show when given. */
+export interface MetricsSources {
+  /** Event-loop stalls of this process. */
+  loopDelay?: LoopDelayMonitor
+  /** HTTP clients refused so far, by reason (read at each scrape). */
+  httpRefused?: () => ReadonlyMap<string, number>
+}
 
 const ROLES = ['follower', 'candidate', 'leader', 'observer', 'stopped'] as const
 
-export function createMetrics(election: DaemonElection): client.Registry {
+export function createMetrics(election: DaemonElection, sources: MetricsSources = {}): client.Registry {
   const registry = new client.Registry()
   const labels = { node: election.id }
   registry.setDefaultLabels(labels)
@@ -116,6 +125,51 @@ export function createMetrics(election: DaemonElection): client.Registry {
       }
     },
   })
+  const { loopDelay, httpRefused } = sources
+  if (loopDelay) {
+    new client.Gauge({
+      name: 'ballot_event_loop_stall_seconds',
+      help: 'Event-loop stalls of this process beyond the sampling interval: p50, p99 and max since start, and the worst of the last seconds (recent)',
+      labelNames: ['stat'],
+      registers: [registry],
+      collect() {
+        const s = loopDelay.snapshot()
+        this.set({ stat: 'p50' }, s.p50Ms / 1000)
+        this.set({ stat: 'p99' }, s.p99Ms / 1000)
+        this.set({ stat: 'max' }, s.maxMs / 1000)
+        this.set({ stat: 'recent' }, s.recentMaxMs / 1000)
+      },
+    })
+    new client.Gauge({
+      name: 'ballot_event_loop_stall_warn_seconds',
+      help: 'The stall that counts as close to the lease margin (half of it)',
+      registers: [registry],
+      collect() {
+        this.set(loopDelay.snapshot().warnMs / 1000)
+      },
+    })
+    counter(
+      'ballot_event_loop_stalls_total',
+      'Times a stall reached the warning threshold (ballot_event_loop_stall_warn_seconds)',
+      () => loopDelay.snapshot().stalls,
+    )
+  }
+  if (httpRefused) {
+    const refusedLast = new Map<string, number>()
+    new client.Counter({
+      name: 'ballot_http_refused_total',
+      help: 'HTTP clients refused, by reason (connections, streams, bad-request, timeout, unauthorized, ...)',
+      labelNames: ['reason'],
+      registers: [registry],
+      collect() {
+        for (const [reason, n] of httpRefused()) {
+          const last = refusedLast.get(reason) ?? 0
+          if (n > last) this.inc({ reason }, n - last)
+          refusedLast.set(reason, n)
+        }
+      },
+    })
+  }
   const failover = new client.Histogram({
     name: 'ballot_failover_seconds',
     help: 'From losing sight of a leader to knowing the next one, as seen by this node',

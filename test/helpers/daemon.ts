@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePorts, waitFor } from './raft-cluster.js'
 
-export const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname
+/** The built CLI; BALLOT_CLI names another build (a bench comparing before and after, say). */
+export const CLI = process.env.BALLOT_CLI ?? new URL('../../dist/cli/main.js', import.meta.url).pathname
 
 export class DaemonProc {
   readonly child: ChildProcess
@@ -20,8 +21,12 @@ export class DaemonProc {
     readonly name: string,
     readonly http: string,
     args: string[],
+    /** Flags for node itself (`--cpu-prof`, say), before the CLI's path. */
+    nodeArgs: string[] = [],
   ) {
-    this.child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'inherit', 'pipe'] })
+    this.child = spawn(process.execPath, [...nodeArgs, CLI, ...args], {
+      stdio: ['ignore', 'inherit', 'pipe'],
+    })
     this.child.stderr?.on('data', (chunk: Buffer) => {
       this.buffer += chunk.toString()
       let nl = this.buffer.indexOf('\n')
@@ -124,7 +129,13 @@ export class DaemonCluster {
   }
 
   /** Starts `ballot <command>` for member `id` with the cluster flags, plus `extra` arguments. */
-  start(id: string, extra: string[] = [], command: 'run' | 'exec' = 'run', tail: string[] = []): DaemonProc {
+  start(
+    id: string,
+    extra: string[] = [],
+    command: 'run' | 'exec' = 'run',
+    tail: string[] = [],
+    nodeArgs: string[] = [],
+  ): DaemonProc {
     const m = this.members.find((x) => x.id === id)
     if (!m) throw new Error(`no member ${id}`)
     const args = [
@@ -144,7 +155,7 @@ export class DaemonCluster {
       ...extra,
       ...(tail.length ? ['--', ...tail] : []),
     ]
-    const p = new DaemonProc(id, `127.0.0.1:${m.http}`, args)
+    const p = new DaemonProc(id, `127.0.0.1:${m.http}`, args, nodeArgs)
     this.procs.set(id, p)
     return p
   }

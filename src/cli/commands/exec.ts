@@ -6,6 +6,7 @@
 import type { Command } from 'commander'
 import { LeaderExec } from '../../daemon/exec.js'
 import { startNode } from '../../daemon/node.js'
+import { tuneV8ForIdleDaemon } from '../../daemon/v8-tuning.js'
 import { InvalidOptionsError } from '../../errors.js'
 import { addElectionFlags, loadConfigAndLogger, onShutdown } from './election-flags.js'
 
@@ -23,6 +24,7 @@ export function registerExec(program: Command): void {
       throw new InvalidOptionsError('--grace', `must be a whole number of ms, got "${flags.grace}"`)
     const { grace: _g, exitWithChild, ...electionFlags } = flags
     const { config, log } = loadConfigAndLogger(electionFlags)
+    tuneV8ForIdleDaemon()
     let exec: LeaderExec | undefined
     const node = await startNode(config, log, { beforeResign: () => exec?.stopChild() ?? Promise.resolve() })
     exec = new LeaderExec({

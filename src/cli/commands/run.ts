@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander'
 import { startNode } from '../../daemon/node.js'
+import { tuneV8ForIdleDaemon } from '../../daemon/v8-tuning.js'
 import { addElectionFlags, loadConfigAndLogger, onShutdown } from './election-flags.js'
 
 export function registerRun(program: Command): void {
@@ -15,6 +16,7 @@ export function registerRun(program: Command): void {
       ),
   ).action(async (flags: Record<string, unknown>) => {
     const { config, log } = loadConfigAndLogger(flags, { loneDefault: true })
+    tuneV8ForIdleDaemon()
     const node = await startNode(config, log)
     if (config.lone) {
       // Said in plain words whatever the log format: this is what a first-time user sees.

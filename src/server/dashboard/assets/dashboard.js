@@ -396,7 +396,7 @@ async function act(/** @type {HTMLButtonElement} */ button) {
   try {
     const res = await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${token}` } })
     const text = (await res.text()).trim()
-    if (res.status === 401) {
+    if (res.status === 401 || res.status === 403) {
       sessionStorage.removeItem(TOKEN_KEY)
       token = null
       notice('The token was refused: controls are off until a valid one is given.', 'error')
