@@ -45,7 +45,7 @@ const result = await build({
 // comment this changes nothing, in a string, template or regular expression \uXXXX means the same.
 const outfile = 'dist/cli/main.js'
 const code = readFileSync(outfile, 'utf8')
-const latin1 = code.replace(/[^\u0000-\u00ff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+const latin1 = code.replace(/[\u0100-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 if (latin1 !== code) writeFileSync(outfile, latin1)
 
 // Which packages went into the bundle: every input under node_modules, by package directory.
