@@ -53,8 +53,13 @@ export class TestPki {
    * A node certificate `name` signed by CA `caName`, valid now (or expired, with `expired`), for the
    * given IP addresses. Returns the files a node needs, with `ca` being the signing CA.
    */
-  node(name: string, caName: string, opts: { ips?: string[]; expired?: boolean } = {}): CertFiles {
+  node(
+    name: string,
+    caName: string,
+    opts: { ips?: string[]; dns?: string[]; expired?: boolean } = {},
+  ): CertFiles {
     const ips = opts.ips ?? ['127.0.0.1']
+    const names = [...ips.map((ip) => `IP:${ip}`), ...(opts.dns ?? []).map((d) => `DNS:${d}`)]
     openssl(
       this.dir,
       'req',
@@ -77,7 +82,7 @@ export class TestPki {
         'basicConstraints=CA:FALSE',
         'keyUsage=digitalSignature,keyEncipherment',
         'extendedKeyUsage=serverAuth,clientAuth',
-        `subjectAltName=${ips.map((ip) => `IP:${ip}`).join(',')}`,
+        `subjectAltName=${names.join(',')}`,
         '',
       ].join('\n'),
     )

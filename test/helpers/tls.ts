@@ -1,12 +1,10 @@
 /**
- * A throw-away certificate authority made with openssl in a temporary directory: a CA, a server
- * certificate for 127.0.0.1/localhost and a client certificate, each as a file and as PEM text.
- * `close()` removes the directory (keys included).
+ * A throw-away certificate authority for the store TLS tests: a CA, a server certificate for
+ * 127.0.0.1/localhost and a client certificate, each as a file and as PEM text (made by TestPki in
+ * ./certs.ts, with openssl). `close()` removes the directory (keys included).
  */
-import { execFileSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { removeTempDir, tempDir } from './services.js'
+import { readFileSync } from 'node:fs'
+import { TestPki } from './certs.js'
 
 export interface Pem {
   /** The file's path. */
@@ -17,92 +15,38 @@ export interface Pem {
 
 export class TestCa {
   private constructor(
-    readonly dir: string,
+    private readonly pki: TestPki,
     readonly ca: Pem,
     readonly server: { cert: Pem; key: Pem },
     readonly client: { cert: Pem; key: Pem },
   ) {}
 
+  /** The directory the files are in. */
+  get dir(): string {
+    return this.pki.dir
+  }
+
   /** Makes a CA and, signed by it, a server (SAN 127.0.0.1, localhost) and a client certificate. */
   static make(name = 'ballot-test'): TestCa {
-    const dir = tempDir('tls')
+    const pki = new TestPki()
     try {
-      const f = (n: string) => join(dir, n)
-      const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' })
-      ssl(
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        `/CN=${name} CA`,
-        '-keyout',
-        f('ca.key'),
-        '-out',
-        f('ca.crt'),
-      )
-      const leaf = (who: string, cn: string, ext: string) => {
-        writeFileSync(f(`${who}.ext`), ext)
-        ssl(
-          'req',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:prime256v1',
-          '-nodes',
-          '-subj',
-          `/CN=${cn}`,
-          '-keyout',
-          f(`${who}.key`),
-          '-out',
-          f(`${who}.csr`),
-        )
-        ssl(
-          'x509',
-          '-req',
-          '-in',
-          f(`${who}.csr`),
-          '-CA',
-          f('ca.crt'),
-          '-CAkey',
-          f('ca.key'),
-          '-CAcreateserial',
-          '-days',
-          '2',
-          '-extfile',
-          f(`${who}.ext`),
-          '-out',
-          f(`${who}.crt`),
-        )
-      }
-      leaf(
-        'server',
-        'server.ballot.test',
-        'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n',
-      )
-      leaf('client', 'client.ballot.test', 'extendedKeyUsage=clientAuth\n')
-      const pem = (n: string): Pem => ({ file: f(n), pem: readFileSync(f(n), 'utf8') })
+      const ca = pki.ca(name)
+      const server = pki.node('server', name, { ips: ['127.0.0.1'], dns: ['localhost'] })
+      const client = pki.node('client', name)
+      const pem = (file: string): Pem => ({ file, pem: readFileSync(file, 'utf8') })
       return new TestCa(
-        dir,
-        pem('ca.crt'),
-        { cert: pem('server.crt'), key: pem('server.key') },
-        {
-          cert: pem('client.crt'),
-          key: pem('client.key'),
-        },
+        pki,
+        pem(ca),
+        { cert: pem(server.cert), key: pem(server.key) },
+        { cert: pem(client.cert), key: pem(client.key) },
       )
     } catch (err) {
-      removeTempDir(dir)
+      pki.remove()
       throw err
     }
   }
 
   close(): void {
-    removeTempDir(this.dir)
+    this.pki.remove()
   }
 }
