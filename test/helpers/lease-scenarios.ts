@@ -95,6 +95,11 @@ export interface LeaseStore<S extends StoreServer = StoreServer> {
   unreachable(port: number): LeaseBackend
   /** Deletes a candidate's entry (its `view().self.key`) behind its back (absent: no such scenario). */
   deleteEntry?(server: S, key: string): Promise<void>
+  /**
+   * Ends a candidate's session behind its back (etcd: revoke the lease; Redis: delete the session hash and
+   * the lock; PostgreSQL: delete the candidate row); absent: no such scenario.
+   */
+  endSession?(server: S, election: string, sessionId: string): Promise<void>
   /** For processScenario: the fixture's options of candidate `id` on `server`, and kill -9 bounds. */
   processes?: {
     options(server: S, id: string): object
@@ -283,6 +288,29 @@ export function leaseScenarios<S extends StoreServer>(store: LeaseStore<S>): Sce
         assert.ok(
           a.seen.some((s) => s.change.role !== 'leader'),
           'it stopped leading in between',
+        )
+        await a.e.stop()
+      })
+
+    const endSession = store.endSession
+    if (endSession)
+      test('its session ended behind its back: a new session, the line joined again, a larger token', async () => {
+        const election = store.election()
+        const a = candidate(election, 'a')
+        await a.e.start()
+        await waitUntil('a leads', () => a.e.isLeader())
+        const first = a.e.leader()?.token as bigint
+        const session = a.e.view().session?.id as string
+        await endSession(ctx.server, election, session)
+        await waitUntil('a to lead again', () => a.e.isLeader() && (a.e.leader()?.token ?? 0n) > first)
+        assert.ok(
+          a.seen.some((s) => s.change.role !== 'leader' && a.seen.some((p) => p.t < s.t && p.leading)),
+          'it stopped leading in between',
+        )
+        assert.notEqual(a.e.view().session?.id, session)
+        assert.ok(
+          a.errors.some((e) => e.code === 'SESSION_LOST'),
+          JSON.stringify(a.errors),
         )
         await a.e.stop()
       })

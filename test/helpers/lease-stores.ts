@@ -68,6 +68,10 @@ export const etcdStore: LeaseStore<EtcdUnderTest> = {
     const r = await server.etcd.etcdctl('del', key)
     if (r.stdout.trim() !== '1') throw new Error(`etcdctl del ${key}: ${r.stdout}${r.stderr}`)
   },
+  async endSession(server, _election, lease) {
+    const r = await server.etcd.etcdctl('lease', 'revoke', lease)
+    if (r.code !== 0) throw new Error(`etcdctl lease revoke ${lease}: ${r.stderr}`)
+  },
   processes: {
     options: (server, id) => ({
       id,
@@ -328,6 +332,10 @@ export const redisStore: LeaseStore<RedisUnderTest> = {
     // The candidate's session hash: its keep-alive finds it gone.
     assert.equal(server.redis.cli('DEL', key).stdout.trim(), '1')
   },
+  async endSession(server, election, sid) {
+    const keys = redisKeys(election)
+    assert.equal(server.redis.cli('DEL', keys.sessionPrefix + sid, keys.leader).stdout.trim(), '2')
+  },
   processes: {
     options: (server, id) => ({
       id,
@@ -445,6 +453,9 @@ export const postgresStore: LeaseStore<PostgresUnderTest> = {
     )
     assert.equal(row?.holder_id, leader.id)
     assert.equal(BigInt(row?.token as string), leader.token)
+  },
+  async endSession(server, _election, session) {
+    await server.pg.query('DELETE FROM ballot.candidates WHERE session = $1', [session])
   },
   processes: {
     options: (server, id) => ({ id, store: server.pg.url, election: `procs-${process.pid}`, ttlMs: 2000 }),
