@@ -272,22 +272,30 @@ export function leaseScenarios<S extends StoreServer>(store: LeaseStore<S>): Sce
       await f.e.stop()
     })
 
+    /** A leader `a` whose store data `cut` removes must stop leading, then lead again on a larger token. */
+    const leadsAgainAfter = async (
+      what: string,
+      cut: (a: Recorded<LeaseElection>, election: string) => Promise<void>,
+    ) => {
+      const election = store.election()
+      const a = candidate(election, 'a')
+      await a.e.start()
+      await waitUntil('a leads', () => a.e.isLeader())
+      const first = a.e.leader()?.token as bigint
+      await cut(a, election)
+      await waitUntil(what, () => a.e.isLeader() && (a.e.leader()?.token ?? 0n) > first)
+      assert.ok(
+        a.seen.some((s) => s.change.role !== 'leader' && a.seen.some((p) => p.t < s.t && p.leading)),
+        'it stopped leading in between',
+      )
+      return a
+    }
+
     const deleteEntry = store.deleteEntry
     if (deleteEntry)
       test('its entry deleted behind its back: leadership ends and the candidate joins again with a larger token', async () => {
-        const election = store.election()
-        const a = candidate(election, 'a')
-        await a.e.start()
-        await waitUntil('a leads', () => a.e.isLeader())
-        const first = a.e.leader()?.token as bigint
-        await deleteEntry(ctx.server, a.e.view().self?.key as string)
-        await waitUntil(
-          'a to lead on a new entry',
-          () => a.e.isLeader() && (a.e.leader()?.token ?? 0n) > first,
-        )
-        assert.ok(
-          a.seen.some((s) => s.change.role !== 'leader'),
-          'it stopped leading in between',
+        const a = await leadsAgainAfter('a to lead on a new entry', (a) =>
+          deleteEntry(ctx.server, a.e.view().self?.key as string),
         )
         await a.e.stop()
       })
@@ -295,18 +303,11 @@ export function leaseScenarios<S extends StoreServer>(store: LeaseStore<S>): Sce
     const endSession = store.endSession
     if (endSession)
       test('its session ended behind its back: a new session, the line joined again, a larger token', async () => {
-        const election = store.election()
-        const a = candidate(election, 'a')
-        await a.e.start()
-        await waitUntil('a leads', () => a.e.isLeader())
-        const first = a.e.leader()?.token as bigint
-        const session = a.e.view().session?.id as string
-        await endSession(ctx.server, election, session)
-        await waitUntil('a to lead again', () => a.e.isLeader() && (a.e.leader()?.token ?? 0n) > first)
-        assert.ok(
-          a.seen.some((s) => s.change.role !== 'leader' && a.seen.some((p) => p.t < s.t && p.leading)),
-          'it stopped leading in between',
-        )
+        let session = ''
+        const a = await leadsAgainAfter('a to lead again', (a, election) => {
+          session = a.e.view().session?.id as string
+          return endSession(ctx.server, election, session)
+        })
         assert.notEqual(a.e.view().session?.id, session)
         assert.ok(
           a.errors.some((e) => e.code === 'SESSION_LOST'),
