@@ -1,19 +1,27 @@
 /**
- * The store descriptors the shared lease scenarios (./lease-scenarios.ts) run on: etcd, ZooKeeper and
- * Consul, each a real server started on free loopback ports with a temporary directory. A new store adds
+ * The store descriptors the shared lease scenarios (./lease-scenarios.ts) run on: etcd, ZooKeeper, Consul,
+ * Redis and PostgreSQL, each a real server started on free loopback ports with a temporary directory. A new store adds
  * one such object (see LeaseStore there for what each field is for).
  */
+import assert from 'node:assert/strict'
 import zookeeper from 'node-zookeeper-client'
 import { ConsulBackend } from '../../src/lease/stores/consul.js'
 import { EtcdBackend } from '../../src/lease/stores/etcd.js'
+import { PostgresBackend, type PostgresBackendOptions } from '../../src/lease/stores/postgres.js'
+import { RedisBackend, type RedisBackendOptions, redisKeys } from '../../src/lease/stores/redis.js'
 import { ZooKeeperBackend } from '../../src/lease/stores/zookeeper.js'
 import { ConsulAgent } from './consul.js'
 import { EtcdServer } from './etcd-server.js'
 import type { LeaseStore, StoreServer } from './lease-scenarios.js'
+import { PostgresServer } from './postgres.js'
+import { RedisServer } from './redis.js'
+import type { OwnedProcess } from './services.js'
 import { ZooKeeperServer } from './zookeeper.js'
 
 let n = 0
 const unique = () => `${process.pid}-${++n}`
+/** `text` as a regular expression that matches it literally. */
+const literally = (text: string) => new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
 
 // ---- etcd ---------------------------------------------------------------------------------------------
 
@@ -59,6 +67,10 @@ export const etcdStore: LeaseStore<EtcdUnderTest> = {
   async deleteEntry(server, key) {
     const r = await server.etcd.etcdctl('del', key)
     if (r.stdout.trim() !== '1') throw new Error(`etcdctl del ${key}: ${r.stdout}${r.stderr}`)
+  },
+  async endSession(server, _election, lease) {
+    const r = await server.etcd.etcdctl('lease', 'revoke', lease)
+    if (r.code !== 0) throw new Error(`etcdctl lease revoke ${lease}: ${r.stderr}`)
   },
   processes: {
     options: (server, id) => ({
@@ -116,7 +128,9 @@ function zookeeperUnderTest(zk: ZooKeeperServer): ZooKeeperUnderTest {
     kill: () => zk.stop('SIGKILL'),
     restart: () => zk.start(),
     freeze: () => process.kill(zk.pid as number, 'SIGSTOP'),
-    thaw: () => process.kill(zk.pid as number, 'SIGCONT'),
+    thaw: () => {
+      process.kill(zk.pid as number, 'SIGCONT')
+    },
     async close() {
       for (const c of clients) c.close()
       await zk.close()
@@ -205,7 +219,9 @@ function consulUnderTest(agent: ConsulAgent): ConsulUnderTest {
     kill: () => agent.stop('SIGKILL'),
     restart: () => agent.start(),
     freeze: () => process.kill(agent.pid as number, 'SIGSTOP'),
-    thaw: () => process.kill(agent.pid as number, 'SIGCONT'),
+    thaw: () => {
+      process.kill(agent.pid as number, 'SIGCONT')
+    },
     close: () => agent.close(),
   }
 }
@@ -215,6 +231,8 @@ export const consulStore: LeaseStore<ConsulUnderTest> = {
   name: 'Consul',
   ttlMs: 10_000,
   recoveryMs: 60_000,
+  // Seen here: b at the head with token 0 before it holds the lock, refused by a (TOKEN_NOT_NEWER).
+  headShownBeforeLock: true,
   start: async (opts = {}) =>
     consulUnderTest(await ConsulAgent.start({ persistent: opts.persistent ?? false })),
   election: () => `ballot-lease-test/e${unique()}`,
@@ -239,5 +257,210 @@ export const consulStore: LeaseStore<ConsulUnderTest> = {
       min: (10_000 * 2) / 3 + CONSUL_TEST_LOCK_DELAY_MS - 50,
       max: 2 * 10_000 + CONSUL_TEST_LOCK_DELAY_MS + 4000,
     },
+  },
+}
+
+// ---- Redis --------------------------------------------------------------------------------------------
+
+/** A redis-server for the scenarios; `redis` is the helper's own handle (redis-cli and the rest). */
+export interface RedisUnderTest extends StoreServer {
+  redis: RedisServer
+  /** A backend on this server, with more options (password, TLS, another host such as a proxy). */
+  backend(election: string, ttlMs?: number, extra?: Partial<RedisBackendOptions>): RedisBackend
+}
+
+function redisUnderTest(redis: RedisServer): RedisUnderTest {
+  let sleeper: OwnedProcess | undefined
+  return {
+    redis,
+    backend: (election, _ttlMs, extra = {}) => new RedisBackend({ host: redis.endpoint, election, ...extra }),
+    async plantForeign() {
+      const election = redisStore.election()
+      const keys = redisKeys(election)
+      redis.cli('LPUSH', keys.line, 'x')
+      return [{ election, names: literally(`${keys.line} is a list`) }]
+    },
+    async leftovers(election) {
+      // The counters stay (tokens must grow across elections of the same name); nothing else may.
+      const left = redis
+        .cli('--scan', '--pattern', `ballot:{${election}}:*`)
+        .stdout.split('\n')
+        .filter(Boolean)
+      const keys = redisKeys(election)
+      const counters = [keys.seq, keys.token, keys.version]
+      return [
+        ...left.filter((k) => !counters.includes(k)),
+        ...counters.filter((k) => !left.includes(k)).map((k) => `counter ${k} missing`),
+      ]
+    },
+    kill: () => redis.stop('SIGKILL'),
+    restart: () => redis.start(),
+    // DEBUG SLEEP, longer than the TTL (2 s): the server itself stops answering, as a stall would (SIGSTOP
+    // would too, but this is what an operator's DEBUG SLEEP or a long fork looks like to clients).
+    freeze() {
+      sleeper = redis.debugSleep(4)
+    },
+    async thaw() {
+      const s = sleeper
+      sleeper = undefined
+      try {
+        await s?.waitExit()
+      } finally {
+        await s?.stop('SIGKILL')
+      }
+    },
+    async close() {
+      await sleeper?.stop('SIGKILL')
+      await redis.close()
+    },
+  }
+}
+
+/** Redis 7: TTL 2 s, granted to the ms; resign at 5 s; the failure scenario on a server that keeps nothing. */
+export const redisStore: LeaseStore<RedisUnderTest> = {
+  name: 'Redis',
+  ttlMs: 2000,
+  resignTtlMs: 5000,
+  recoveryMs: 20_000,
+  retriesBeforeRestart: true,
+  // A persistent server restarted is Redis's own test (sessions resumed); the shared one loses everything.
+  volatileRestart: true,
+  start: async (opts = {}) => redisUnderTest(await RedisServer.start({ persistent: opts.persistent })),
+  election: () => `ballot-test-${unique()}`,
+  unreachable: (port) => new RedisBackend({ host: `127.0.0.1:${port}`, election: 'x' }),
+  async deleteEntry(server, key) {
+    // The candidate's session hash: its keep-alive finds it gone.
+    assert.equal(server.redis.cli('DEL', key).stdout.trim(), '1')
+  },
+  async endSession(server, election, sid) {
+    const keys = redisKeys(election)
+    assert.equal(server.redis.cli('DEL', keys.sessionPrefix + sid, keys.leader).stdout.trim(), '2')
+  },
+  processes: {
+    options: (server, id) => ({
+      id,
+      store: `redis://${server.redis.endpoint}`,
+      election: `procs-${process.pid}`,
+      ttlMs: 2000,
+    }),
+    // The lock expires TTL after the last keep-alive reached the server (at most TTL/3 before the kill);
+    // the next in line looks at once then (its timer at the lock's PTTL), not at its next keep-alive.
+    failover: { min: (2000 * 2) / 3 - 50, max: 2000 + 500 },
+    handoverMaxMs: 300,
+  },
+}
+
+// ---- PostgreSQL ---------------------------------------------------------------------------------------
+
+/** A PostgreSQL 15 server for the scenarios; `pg` is the helper's own handle (SQL as the superuser). */
+export interface PostgresUnderTest extends StoreServer {
+  pg: PostgresServer
+  /** A backend on this server (or on `port`, such as PgBouncer's), with more options (schema, listen). */
+  backend(
+    election: string,
+    ttlMs?: number,
+    extra?: Partial<PostgresBackendOptions>,
+    port?: number,
+  ): PostgresBackend
+}
+
+function postgresUnderTest(pg: PostgresServer): PostgresUnderTest {
+  const server: PostgresUnderTest = {
+    pg,
+    backend: (election, _ttlMs, extra = {}, port = pg.port) =>
+      new PostgresBackend({
+        connection: { host: '127.0.0.1', port, user: 'postgres', database: 'postgres' },
+        election,
+        ...extra,
+      }),
+    async plantForeign() {
+      await pg.query('CREATE SCHEMA IF NOT EXISTS foreign_data')
+      await pg.query('CREATE TABLE IF NOT EXISTS foreign_data.leases (id int)')
+      await pg.query('CREATE TABLE IF NOT EXISTS foreign_data.candidates (id int)')
+      await pg.query('CREATE SEQUENCE IF NOT EXISTS foreign_data.lease_tokens')
+      await pg.query('CREATE SEQUENCE IF NOT EXISTS foreign_data.line_order')
+      const election = postgresStore.election()
+      return [
+        {
+          // A schema holding tables of the same names that are not ballot's.
+          election,
+          names: /not ballot's: name another with --schema/,
+          backend: () => server.backend(election, undefined, { schema: 'foreign_data' }),
+        },
+        {
+          election,
+          names: /database "nosuchdb" does not exist/,
+          backend: () =>
+            new PostgresBackend({
+              connection: { port: pg.port, user: 'postgres', database: 'nosuchdb' },
+              election,
+            }),
+        },
+        {
+          // No schema, and not allowed to make one: the refusal says how to.
+          election,
+          names: /ballot migrate/,
+          backend: () =>
+            server.backend(election, undefined, { schema: `unmade_${process.pid}`, createSchema: false }),
+        },
+      ]
+    },
+    async leftovers(election, _session, lastToken) {
+      const out = (await pg.query('SELECT * FROM ballot.candidates WHERE election = $1', [election])).map(
+        (r) => `candidate ${JSON.stringify(r)}`,
+      )
+      // The lease row stays, released, with its token (the next leadership must have a larger one).
+      const [lease] = await pg.query<{ holder: string | null; token: string }>(
+        'SELECT holder, token FROM ballot.leases WHERE election = $1',
+        [election],
+      )
+      if (!lease) out.push('no leases row')
+      else {
+        if (lease.holder !== null) out.push(`the lease still held by ${lease.holder}`)
+        if (BigInt(lease.token) !== lastToken) out.push(`lease token ${lease.token}, not ${lastToken}`)
+      }
+      return out
+    },
+    kill: () => pg.stop('SIGKILL'),
+    restart: () => pg.start(),
+    freeze: () => pg.freeze(),
+    thaw: () => pg.thaw(),
+    close: () => pg.close(),
+  }
+  return server
+}
+
+/** PostgreSQL 15 (always keeps its data): TTL 2 s; frozen longer than the TTL in the failure scenario. */
+export const postgresStore: LeaseStore<PostgresUnderTest> = {
+  name: 'PostgreSQL',
+  ttlMs: 2000,
+  recoveryMs: 20_000,
+  retriesBeforeRestart: true,
+  holdFrozenMs: 2000 * 1.5,
+  resignHandovers: 8,
+  start: async () => postgresUnderTest(await PostgresServer.start()),
+  election: () => `e${unique()}`,
+  unreachable: (port) =>
+    new PostgresBackend({
+      connection: { host: '127.0.0.1', port, user: 'postgres', database: 'postgres' },
+      election: 'x',
+    }),
+  unreachableNames: (port) => new RegExp(`127\\.0\\.0\\.1:${port}/postgres`),
+  async checkElected(server, election, leader) {
+    const [row] = await server.pg.query<{ holder_id: string; token: string }>(
+      'SELECT holder_id, token FROM ballot.leases WHERE election = $1',
+      [election],
+    )
+    assert.equal(row?.holder_id, leader.id)
+    assert.equal(BigInt(row?.token as string), leader.token)
+  },
+  async endSession(server, _election, session) {
+    await server.pg.query('DELETE FROM ballot.candidates WHERE session = $1', [session])
+  },
+  processes: {
+    options: (server, id) => ({ id, store: server.pg.url, election: `procs-${process.pid}`, ttlMs: 2000 }),
+    // The lease expires a TTL after the last renewal (sent at most TTL/3 before the kill); the next in line
+    // has a timer at that expiry (plus a few ms), or takes at its own keep-alive just after it.
+    failover: { min: (2000 * 2) / 3 - 50, max: 2000 + 1000 },
   },
 }
