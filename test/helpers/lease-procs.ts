@@ -13,7 +13,10 @@ const FIXTURE = new URL('../fixtures/lease-node.ts', import.meta.url).pathname
 interface Claim {
   id: string
   start: number
-  /** When it said it stopped leading; for a killed process, the last time up to which it could lead. */
+  /**
+   * When isLeader() turned false: when it said it stopped leading, or the validity it had then if that ran
+   * out first; for a killed process, the last time up to which it could lead.
+   */
   end: number
   token: number
 }
@@ -24,14 +27,20 @@ export function claims(all: RaftProcess[], killedAt: Map<string, number>): Claim
   for (const p of all) {
     let open: Claim | undefined
     let valid = Number.NEGATIVE_INFINITY
+    let validAtEnd = Number.POSITIVE_INFINITY
     let token = -1
     for (const e of p.events) {
       if (e.ev === 'change') token = (e.token as number | undefined) ?? token
       if (e.ev === 'valid') valid = e.until as number
-      if (e.ev === 'lead' && e.leading && !open)
+      if (e.ev === 'validAtEnd') validAtEnd = e.until as number
+      if (e.ev === 'lead' && e.leading && !open) {
         open = { id: p.id, start: e.t, end: Number.POSITIVE_INFINITY, token }
+        validAtEnd = Number.POSITIVE_INFINITY
+      }
       if (e.ev === 'lead' && !e.leading && open) {
-        open.end = e.t
+        // isLeader() turned false at the validity it ended with, or when it stepped down, whichever came
+        // first; the event itself may come out late from a process starved of CPU.
+        open.end = Math.min(e.t, validAtEnd)
         out.push(open)
         open = undefined
       }
@@ -63,8 +72,27 @@ export interface FiveProcessesOptions {
 export async function fiveProcesses(
   o: FiveProcessesOptions,
 ): Promise<{ failover: number; handover: number }> {
-  const ids = ['p1', 'p2', 'p3', 'p4', 'p5']
   const procs: RaftProcess[] = []
+  try {
+    return await runFive(o, procs)
+  } catch (err) {
+    // What each process said, with times: enough to tell a late event from two leaders at once.
+    for (const p of procs)
+      process.stderr.write(
+        `${p.id} (pid ${p.pid}${p.exited ? ', exited' : ''}): ${p.events
+          .filter((e) => e.ev !== 'valid' && e.ev !== 'state')
+          .map((e) => `${e.t.toFixed(1)} ${JSON.stringify({ ...e, t: undefined })}`)
+          .join('\n  ')}\n`,
+      )
+    throw err
+  }
+}
+
+async function runFive(
+  o: FiveProcessesOptions,
+  procs: RaftProcess[],
+): Promise<{ failover: number; handover: number }> {
+  const ids = ['p1', 'p2', 'p3', 'p4', 'p5']
   for (const id of ids) {
     const p = new RaftProcess(id, o.options(id), FIXTURE)
     procs.push(p)
