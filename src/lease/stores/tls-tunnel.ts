@@ -1,0 +1,177 @@
+/**
+ * A local TLS tunnel for a store client that speaks plain TCP only (node-zookeeper-client): for each
+ * remote `host:port` a forwarder listens on 127.0.0.1 (a free port) and pipes every connection it
+ * accepts to `tls.connect` to that host, verifying the server's certificate against the CA given (or
+ * the system's roots) and its name, and presenting the client certificate when one is given. The plain
+ * leg never leaves the loopback interface of this process's host.
+ *
+ * Errors are kept as one line per host (the last attempt's, cleared by a handshake that succeeds) and
+ * announced to listeners, so a client that cannot connect can say why at once; no certificate or key
+ * text ever reaches them.
+ */
+import { createServer, isIP, type Server, type Socket } from 'node:net'
+import { type TLSSocket, connect as tlsConnect } from 'node:tls'
+
+/** The checked TLS material (see checkStoreTls). */
+export interface TunnelTls {
+  /** CA certificate(s) to trust. Default: the system's roots. */
+  ca?: Buffer
+  /** Client certificate (chain). */
+  cert?: Buffer
+  /** Its private key. */
+  key?: Buffer
+}
+
+/** One remote host behind a local forwarder. */
+interface Forwarder {
+  readonly host: string
+  readonly port: number
+  readonly server: Server
+  readonly local: string
+}
+
+/** "host:port" or "[v6]:port" to its parts. */
+function splitHostPort(hp: string): { host: string; port: number } {
+  const at = hp.lastIndexOf(':')
+  return { host: hp.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(hp.slice(at + 1)) }
+}
+
+/** An error as one line, without anything but its code and message (which never hold PEM text). */
+function oneLine(err: unknown): string {
+  const e = err as { code?: unknown; message?: unknown }
+  const message = typeof e.message === 'string' ? e.message : String(err)
+  const text = message.replace(/\s+/g, ' ').trim()
+  return typeof e.code === 'string' && !text.includes(e.code) ? `${text} (${e.code})` : text
+}
+
+/** Forwarders from local plain TCP to remote TLS, one per host; `close()` stops them and their connections. */
+export class TlsTunnel {
+  private readonly sockets = new Set<Socket>()
+  /** Per remote host: why its last connection failed (absent once a handshake succeeds). */
+  private readonly problems = new Map<string, string>()
+  private readonly listeners = new Set<(problem: string) => void>()
+  private lastError: string | undefined
+  private closed = false
+
+  private constructor(
+    private readonly forwarders: Forwarder[],
+    private readonly tls: TunnelTls,
+  ) {}
+
+  /**
+   * Opens one forwarder per `host:port` in `hosts`, each on 127.0.0.1 at a free port. Resolves once all
+   * listen; the returned tunnel's `locals` are their addresses, in the order of `hosts`.
+   */
+  static async open(hosts: readonly string[], tls: TunnelTls): Promise<TlsTunnel> {
+    const tunnel = new TlsTunnel([], tls)
+    try {
+      for (const hp of hosts) tunnel.forwarders.push(await tunnel.listen(hp))
+    } catch (err) {
+      await tunnel.close()
+      throw err
+    }
+    return tunnel
+  }
+
+  /** The local `127.0.0.1:port` addresses, one per remote host, in the order given to `open`. */
+  get locals(): string[] {
+    return this.forwarders.map((f) => f.local)
+  }
+
+  /** The last TLS or connection error seen on any host, as one line naming the host (or undefined). */
+  get lastProblem(): string | undefined {
+    return this.lastError
+  }
+
+  /**
+   * The problems of every host, joined in one line, when the last connection to each of them failed
+   * (undefined while any host's last handshake succeeded or was not tried yet).
+   */
+  get allFailing(): string | undefined {
+    if (this.forwarders.length === 0 || this.problems.size < this.forwarders.length) return undefined
+    return [...this.problems.values()].join('; ')
+  }
+
+  /** Calls `listener` with each TLS or connection failure (one line); returns the unsubscribe. */
+  onProblem(listener: (problem: string) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /** Stops listening and ends every forwarded connection. */
+  async close(): Promise<void> {
+    this.closed = true
+    this.listeners.clear()
+    for (const s of this.sockets) s.destroy()
+    this.sockets.clear()
+    await Promise.all(
+      this.forwarders.map((f) => new Promise<void>((resolve) => f.server.close(() => resolve()))),
+    )
+  }
+
+  private listen(hp: string): Promise<Forwarder> {
+    const { host, port } = splitHostPort(hp)
+    const server = createServer((local) => this.forward(local, host, port))
+    return new Promise<Forwarder>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(0, '127.0.0.1', () => {
+        server.off('error', reject)
+        // A listening socket's later errors (none expected on loopback) must not crash the process.
+        server.on('error', (err) => {
+          this.lastError = `TLS tunnel to ${hp}: ${oneLine(err)}`
+        })
+        const addr = server.address()
+        const localPort = typeof addr === 'object' && addr ? addr.port : 0
+        resolve({ host, port, server, local: `127.0.0.1:${localPort}` })
+      })
+    })
+  }
+
+  /** Pipes one accepted local connection to a fresh TLS connection to `host:port`. */
+  private forward(local: Socket, host: string, port: number): void {
+    if (this.closed) {
+      local.destroy()
+      return
+    }
+    const remote: TLSSocket = tlsConnect({
+      host,
+      port,
+      // SNI takes names only; for an IP address the certificate is checked against the IP itself.
+      ...(isIP(host) ? {} : { servername: host }),
+      ...(this.tls.ca ? { ca: this.tls.ca } : {}),
+      ...(this.tls.cert ? { cert: this.tls.cert } : {}),
+      ...(this.tls.key ? { key: this.tls.key } : {}),
+      rejectUnauthorized: true,
+    })
+    this.sockets.add(local)
+    this.sockets.add(remote)
+    const where = isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`
+    let ended = false
+    const end = (err?: unknown) => {
+      if (err !== undefined && !this.closed) {
+        const problem = `TLS to ${where}: ${oneLine(err)}`
+        this.lastError = problem
+        this.problems.set(where, problem)
+        for (const listener of [...this.listeners]) listener(problem)
+      }
+      if (ended) return
+      ended = true
+      local.destroy()
+      remote.destroy()
+      this.sockets.delete(local)
+      this.sockets.delete(remote)
+    }
+    remote.once('secureConnect', () => {
+      this.problems.delete(where)
+      if (this.problems.size === 0) this.lastError = undefined
+    })
+    local.setNoDelay(true)
+    remote.setNoDelay(true)
+    local.pipe(remote)
+    remote.pipe(local)
+    local.on('error', () => end())
+    remote.on('error', (err) => end(err))
+    local.on('close', () => end())
+    remote.on('close', () => end())
+  }
+}
