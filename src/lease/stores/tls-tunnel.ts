@@ -36,11 +36,24 @@ function splitHostPort(hp: string): { host: string; port: number } {
   return { host: hp.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(hp.slice(at + 1)) }
 }
 
-/** An error as one line, without anything but its code and message (which never hold PEM text). */
+/**
+ * An error as one line, from its code and message (which never hold PEM text). OpenSSL's errors carry
+ * their short `reason` ("sslv3 alert certificate unknown"), said instead of the library's long message;
+ * an alert is the server refusing the handshake, most often the client certificate.
+ */
 function oneLine(err: unknown): string {
-  const e = err as { code?: unknown; message?: unknown }
+  const e = err as { code?: unknown; message?: unknown; reason?: unknown }
   const message = typeof e.message === 'string' ? e.message : String(err)
-  const text = message.replace(/\s+/g, ' ').trim()
+  // A failed write during the handshake is a system error (EPROTO) with OpenSSL's text in its message.
+  const reason =
+    typeof e.reason === 'string' && e.reason ? e.reason : /SSL routines:[^:]*:([^:]+):/.exec(message)?.[1]
+  let text: string
+  if (reason) {
+    text = /alert/.test(reason)
+      ? `the server refused the handshake (${reason}): is the client certificate from a CA it trusts?`
+      : reason
+  } else text = message
+  text = text.replace(/\s+/g, ' ').trim()
   return typeof e.code === 'string' && !text.includes(e.code) ? `${text} (${e.code})` : text
 }
 
