@@ -60,8 +60,9 @@ function oneLine(err: unknown): string {
 /** Forwarders from local plain TCP to remote TLS, one per host; `close()` stops them and their connections. */
 export class TlsTunnel {
   private readonly sockets = new Set<Socket>()
-  /** Per remote host: why its last connection failed (absent once a handshake succeeds). */
-  private readonly problems = new Map<string, string>()
+  /** Per remote host: why its last connection failed and when (a sequence number; absent once a handshake succeeds). */
+  private readonly problems = new Map<string, { problem: string; seq: number }>()
+  private seq = 0
   private readonly listeners = new Set<(problem: string) => void>()
   private lastError: string | undefined
   private closed = false
@@ -96,13 +97,20 @@ export class TlsTunnel {
     return this.lastError
   }
 
+  /** A point in the tunnel's history, for `allFailingSince`. */
+  mark(): number {
+    return this.seq
+  }
+
   /**
-   * The problems of every host, joined in one line, when the last connection to each of them failed
-   * (undefined while any host's last handshake succeeded or was not tried yet).
+   * The problems of every host, joined in one line, when a connection to each of them failed after
+   * `mark` (undefined while any host has not failed since, or its last handshake succeeded): a client
+   * trying the hosts in turn has then found none it can reach.
    */
-  get allFailing(): string | undefined {
-    if (this.forwarders.length === 0 || this.problems.size < this.forwarders.length) return undefined
-    return [...this.problems.values()].join('; ')
+  allFailingSince(mark: number): string | undefined {
+    const recent = [...this.problems.values()].filter((p) => p.seq > mark)
+    if (this.forwarders.length === 0 || recent.length < this.forwarders.length) return undefined
+    return recent.map((p) => p.problem).join('; ')
   }
 
   /** Calls `listener` with each TLS or connection failure (one line); returns the unsubscribe. */
@@ -164,7 +172,7 @@ export class TlsTunnel {
       if (err !== undefined && !this.closed) {
         const problem = `TLS to ${where}: ${oneLine(err)}`
         this.lastError = problem
-        this.problems.set(where, problem)
+        this.problems.set(where, { problem, seq: ++this.seq })
         for (const listener of [...this.listeners]) listener(problem)
       }
       if (ended) return

@@ -384,8 +384,9 @@ export class ZooKeeperBackend implements LeaseBackend {
         )
       }, this.connectTimeoutMs)
       // With TLS: once the last handshake to every host has failed, say why now rather than at the timeout.
+      const since = this.tunnel?.mark() ?? 0
       const unsubscribe = this.tunnel?.onProblem(() => {
-        const all = this.tunnel?.allFailing
+        const all = this.tunnel?.allFailingSince(since)
         if (all)
           fail(new StoreError('STORE_UNAVAILABLE', STORE, `cannot reach ${this.connectString}: ${all}`))
       })
