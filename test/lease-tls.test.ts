@@ -221,6 +221,12 @@ describe('lease over TLS: ZooKeeper secureClientPort', () => {
       () => backend(zk, '/x', { ca: ca.ca.pem, cert: ca.client.cert.pem }),
       (err: Error & { code?: string }) => err.code === 'INVALID_OPTIONS' && /cert and key/.test(err.message),
     )
+    // Each host gets a forwarder of its own: a host without a port is refused when the backend is made.
+    assert.throws(
+      () => new ZooKeeperBackend({ connect: '127.0.0.1:2281,zk2/apps', path: '/x', tls: withCa() }),
+      (err: Error & { code?: string }) =>
+        err.code === 'INVALID_OPTIONS' && /connect.*host:port.*"zk2"/.test(err.message),
+    )
   })
 })
 

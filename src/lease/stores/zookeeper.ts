@@ -140,6 +140,16 @@ function checkPath(field: string, path: string): void {
     throw new InvalidOptionsError(field, `"${path}" is not a ZooKeeper node path like /ballot/my-service`)
 }
 
+/** A connection string's `host:port` list and chroot (`''` when none); InvalidOptionsError when malformed. */
+function splitConnect(connect: string): { hosts: string[]; chroot: string } {
+  const slash = connect.indexOf('/')
+  const hosts = (slash >= 0 ? connect.slice(0, slash) : connect).split(',').map((h) => h.trim())
+  for (const h of hosts)
+    if (!/^(\[[^\]]+\]|[^:/\s[\]]+):\d{1,5}$/.test(h))
+      throw new InvalidOptionsError('connect', `expected host:port in the connection string, got "${h}"`)
+  return { hosts, chroot: slash >= 0 ? connect.slice(slash) : '' }
+}
+
 function errCode(err: unknown): number | undefined {
   const code = (err as { code?: unknown }).code
   return typeof code === 'number' ? code : undefined
@@ -185,6 +195,8 @@ export class ZooKeeperBackend implements LeaseBackend {
     this.connectString = opts.connect
     this.dialString = opts.connect
     this.tls = opts.tls ? checkStoreTls(opts.tls) : undefined
+    // With TLS each host gets a forwarder of its own: check the hosts now, not at connect().
+    if (this.tls) splitConnect(opts.connect)
     this.path = opts.path
     this.metaPath = opts.metaPath ?? `${opts.path}-meta`
     checkPath('metaPath', this.metaPath)
@@ -213,6 +225,17 @@ export class ZooKeeperBackend implements LeaseBackend {
     this.events = events
     this.zk = await loadZk()
     if (this.tls && !this.tunnel) await this.openTunnel(this.tls)
+    try {
+      await this.connectOnce()
+    } catch (err) {
+      // Refused: the forwarders go too (a later connect opens them afresh).
+      if (!this.conn) await this.closeTunnel()
+      throw err
+    }
+  }
+
+  /** connect()'s session and first read of the line, over the plain or the tunnelled addresses. */
+  private async connectOnce(): Promise<void> {
     const conn = await this.openConn(this.sessionTimeoutMs)
     const granted = conn.client.getSessionTimeout()
     if (this.exactSessionTimeout && granted !== Math.round(this.sessionTimeoutMs)) {
@@ -327,23 +350,21 @@ export class ZooKeeperBackend implements LeaseBackend {
     this.conn = undefined
     this.me = undefined
     if (conn) await this.closeConn(conn)
-    const tunnel = this.tunnel
-    this.tunnel = undefined
-    await tunnel?.close()
+    await this.closeTunnel()
   }
 
   /** Starts the local TLS forwarders, one per ensemble host, and dials them instead (chroot kept). */
   private async openTunnel(tls: { ca?: Buffer; cert?: Buffer; key?: Buffer }): Promise<void> {
-    const slash = this.connectString.indexOf('/')
-    const hosts = (slash >= 0 ? this.connectString.slice(0, slash) : this.connectString)
-      .split(',')
-      .map((h) => h.trim())
-    const chroot = slash >= 0 ? this.connectString.slice(slash) : ''
-    for (const h of hosts)
-      if (!/^(\[[^\]]+\]|[^:/\s]+):\d{1,5}$/.test(h))
-        throw new InvalidOptionsError('connect', `expected host:port in the connection string, got "${h}"`)
+    const { hosts, chroot } = splitConnect(this.connectString)
     this.tunnel = await TlsTunnel.open(hosts, tls)
     this.dialString = this.tunnel.locals.join(',') + chroot
+  }
+
+  private async closeTunnel(): Promise<void> {
+    const tunnel = this.tunnel
+    this.tunnel = undefined
+    this.dialString = this.connectString
+    await tunnel?.close()
   }
 
   /** Why the last TLS connection failed, as `: reason` for an error message ('' when none). */
