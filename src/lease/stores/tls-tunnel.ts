@@ -60,7 +60,11 @@ function oneLine(err: unknown): string {
 /** Forwarders from local plain TCP to remote TLS, one per host; `close()` stops them and their connections. */
 export class TlsTunnel {
   private readonly sockets = new Set<Socket>()
-  /** Per remote host: why its last connection failed and when (a sequence number; absent once a handshake succeeds). */
+  /**
+   * Per remote host: why its last connection failed after TCP connected (a TLS failure: an untrusted or
+   * misnamed certificate, a refused client certificate) and when (a sequence number); absent once a
+   * handshake succeeds. A host that does not answer at all is not here: that may pass, so a client waits.
+   */
   private readonly problems = new Map<string, { problem: string; seq: number }>()
   private seq = 0
   private readonly listeners = new Set<(problem: string) => void>()
@@ -113,7 +117,7 @@ export class TlsTunnel {
     return recent.map((p) => p.problem).join('; ')
   }
 
-  /** Calls `listener` with each TLS or connection failure (one line); returns the unsubscribe. */
+  /** Calls `listener` with each TLS failure (one line; not for a host that does not answer); returns the unsubscribe. */
   onProblem(listener: (problem: string) => void): () => void {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)
@@ -137,6 +141,8 @@ export class TlsTunnel {
       server.once('error', reject)
       server.listen(0, '127.0.0.1', () => {
         server.off('error', reject)
+        // A listener alone keeps no process alive: the client's connections through it do, while open.
+        server.unref()
         // A listening socket's later errors (none expected on loopback) must not crash the process.
         server.on('error', (err) => {
           this.lastError = `TLS tunnel to ${hp}: ${oneLine(err)}`
@@ -168,12 +174,18 @@ export class TlsTunnel {
     this.sockets.add(remote)
     const where = isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`
     let ended = false
+    let tcpConnected = false
+    remote.once('connect', () => {
+      tcpConnected = true
+    })
     const end = (err?: unknown) => {
       if (err !== undefined && !this.closed) {
         const problem = `TLS to ${where}: ${oneLine(err)}`
         this.lastError = problem
-        this.problems.set(where, { problem, seq: ++this.seq })
-        for (const listener of [...this.listeners]) listener(problem)
+        if (tcpConnected) {
+          this.problems.set(where, { problem, seq: ++this.seq })
+          for (const listener of [...this.listeners]) listener(problem)
+        }
       }
       if (ended) return
       ended = true
