@@ -23,6 +23,10 @@
  * Curator's do: Disconnected (or a request unanswered for `requestTimeoutMs`) → `suspended`,
  * SyncConnected again on the same session → `resumed`, Expired → `sessionLost`. ZooKeeper restores
  * sessions when a server restarts, so a short outage ends in `resumed`, not `sessionLost`.
+ *
+ * TLS (`tls`): node-zookeeper-client speaks plain TCP only, so each ensemble host is reached through an
+ * in-process forwarder on 127.0.0.1 (./tls-tunnel.ts) that verifies the server and presents the client
+ * certificate; a handshake refused by every host ends a connect at once, with the reason.
  */
 import { randomUUID } from 'node:crypto'
 import type * as Zk from 'node-zookeeper-client'
