@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { loadDaemonConfig, parseDuration } from '../src/daemon/config.js'
 import { resolveLeaseTiming } from '../src/lease/options.js'
-import { defaultStoreTtlMs, parseStoreUrl, redactStoreUrl } from '../src/lease/store-url.js'
+import { createBackend, defaultStoreTtlMs, parseStoreUrl, redactStoreUrl } from '../src/lease/store-url.js'
 
 test('--store implies the lease driver; --ttl takes 500ms, 2s, 1m; BALLOT_* variables work too', () => {
   const c = loadDaemonConfig({ store: 'etcd://127.0.0.1:2379', election: 'e', id: 'a', ttl: '500ms' }, {})
@@ -82,6 +82,27 @@ test('zookeeper:// and consul:// URLs: hosts, digest credentials, a chroot, http
     password: undefined,
   })
   assert.equal(parseStoreUrl('consul+https://c:8501').tls, true)
+  assert.deepEqual(parseStoreUrl('zookeeper+https://z1:2281,z2:2281/apps'), {
+    scheme: 'zookeeper',
+    hosts: ['z1:2281', 'z2:2281'],
+    username: undefined,
+    password: undefined,
+    tls: true,
+    chroot: '/apps',
+  })
+  // The TLS settings reach the backend only with a TLS URL.
+  assert.throws(
+    () =>
+      createBackend(parseStoreUrl('zookeeper://z1:2181'), {
+        election: '/x',
+        tls: { ca: '-----BEGIN CERTIFICATE-----' },
+      }),
+    /TLS settings need a TLS store URL \(zookeeper\+https:\/\/host:port\)/,
+  )
+  assert.equal(
+    createBackend(parseStoreUrl('zookeeper+https://z1:2281/apps'), { election: '/x' }).target,
+    'z1:2281/apps',
+  )
   assert.throws(
     () => parseStoreUrl('consul://secret@c:8500'),
     (err: Error) => {

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import ms from 'ms'
 import { z } from 'zod'
 import { InvalidOptionsError } from '../errors.js'
-import { parseStoreUrl, type StoreScheme, storeTtlProblem, ZOOKEEPER_NO_TLS } from '../lease/store-url.js'
+import { parseStoreUrl, type StoreScheme, storeTtlProblem } from '../lease/store-url.js'
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port')
 const PORT = 'must be a port number from 0 to 65535'
@@ -60,7 +60,7 @@ export const daemonConfigSchema = z
     storePassword: z.string().optional(),
     /** Lease driver on Consul: the ACL token (never logged). */
     storeToken: z.string().min(1).optional(),
-    /** Lease driver, TLS (etcd+https://, consul+https://): a CA file to trust (PEM). Default: system roots. */
+    /** Lease driver, TLS (etcd+https://, zookeeper+https://, consul+https://, rediss://): a CA file to trust (PEM). Default: system roots. */
     storeCa: z.string().min(1).optional(),
     /** Lease driver, TLS: a client certificate file (PEM), for a store that asks for one; with storeKey. */
     storeCert: z.string().min(1).optional(),
@@ -313,7 +313,6 @@ export function checkStoreSettings(
     throw new InvalidOptionsError(name('schema'), 'applies to postgres:// stores only')
   for (const key of ['storeCa', 'storeCert', 'storeKey'] as const) {
     if (s[key] === undefined) continue
-    if (scheme === 'zookeeper') throw new InvalidOptionsError(name(key), ZOOKEEPER_NO_TLS)
     if (scheme === 'postgres')
       throw new InvalidOptionsError(
         name(key),
@@ -371,7 +370,10 @@ export const ELECTION_FLAGS: Array<[string, string]> = [
   ['--store-user <name>', 'lease: etcd user, ZooKeeper digest user (or in the URL; never logged)'],
   ['--store-password <secret>', 'lease: store password (or BALLOT_STORE_PASSWORD; never logged)'],
   ['--store-token <token>', 'lease: Consul ACL token (or BALLOT_STORE_TOKEN; never logged)'],
-  ['--store-ca <file>', 'lease, etcd+https:// or consul+https://: CA certificate file to trust (PEM)'],
+  [
+    '--store-ca <file>',
+    'lease, etcd+https://, zookeeper+https://, consul+https://, rediss://: CA certificate file to trust (PEM)',
+  ],
   ['--store-cert <file>', 'lease, TLS: client certificate file (PEM), with --store-key'],
   ['--store-key <file>', "lease, TLS: the client certificate's key file (PEM; never logged)"],
   [

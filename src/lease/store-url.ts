@@ -2,15 +2,15 @@
  * `--store` URLs, one scheme per store:
  *
  *   etcd://[user:password@]host:port[,host:port...]       etcd+https://...  (TLS)
- *   zookeeper://[user:password@]host:port[,host:port...][/chroot]   (user:password: digest auth; no TLS)
+ *   zookeeper://[user:password@]host:port[,host:port...][/chroot]   zookeeper+https://... (TLS)   (user:password: digest auth)
  *   consul://host:port   consul+https://host:port                   (one agent; ACL token apart)
  *   redis://[user:password@]host:port[/db]   rediss://... (TLS)      (one server)
  *   redis+sentinel://[user:password@]host:port[,host:port...]/master[/db]   (rediss+sentinel: TLS)
  *   postgres://[user[:password]@]host:port[/database]                 (also postgresql://; one server)
  *
  * TLS: the `+https` schemes; the CA to trust and a client certificate and key come apart (the CLI's
- * --store-ca/--store-cert/--store-key, files). ZooKeeper has no TLS here: node-zookeeper-client speaks
- * plain TCP only (reach a TLS-only ensemble through a local TLS tunnel such as stunnel).
+ * --store-ca/--store-cert/--store-key, files). ZooKeeper's TLS (its secureClientPort) goes through
+ * in-process forwarders, as node-zookeeper-client speaks plain TCP only (see stores/tls-tunnel.ts).
  *
  * Credentials may also come apart (flags, BALLOT_STORE_USER / BALLOT_STORE_PASSWORD / BALLOT_STORE_TOKEN);
  * they are never part of what is logged or printed. A Consul token is never taken from the URL: it has no
@@ -38,7 +38,7 @@ export interface StoreUrl {
   username?: string
   /** The password from the URL, if any (never printed). */
   password?: string
-  /** `etcd+https://` or `consul+https://`: TLS to the store (the CA and client certificate come apart). */
+  /** `etcd+https://`, `consul+https://` or `zookeeper+https://`: TLS to the store (the CA and client certificate come apart). */
   tls?: boolean
   /** ZooKeeper: the chroot after the hosts (`/apps`), if any. */
   chroot?: string
@@ -53,6 +53,7 @@ export interface StoreUrl {
 const SCHEMES = [
   'etcd',
   'zookeeper',
+  'zookeeper+https',
   'consul',
   'consul+https',
   'etcd+https',
@@ -103,8 +104,6 @@ export function parseStoreUrl(url: string, field = '--store'): StoreUrl {
   const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/.exec(url.trim())
   if (!m) throw new InvalidOptionsError(field, `expected ${EXAMPLES}, got "${redactStoreUrl(url)}"`)
   const given = m[1] as string
-  if (given === 'zookeeper+https' || given === 'zookeepers')
-    throw new InvalidOptionsError(field, ZOOKEEPER_NO_TLS)
   if (!(SCHEMES as readonly string[]).includes(given))
     throw new InvalidOptionsError(field, `unknown store "${given}://" (supported: ${SCHEMES.join(', ')})`)
   const scheme: StoreScheme = given.endsWith('+https')
@@ -209,10 +208,6 @@ function redisPath(
   return out
 }
 
-/** Why ZooKeeper takes no TLS settings, and what to do instead (one line). */
-export const ZOOKEEPER_NO_TLS =
-  'ZooKeeper over TLS is not supported (node-zookeeper-client speaks plain TCP only): reach a TLS-only ensemble through a local TLS tunnel (e.g. stunnel) and give its local address'
-
 /** The URL with any password replaced by "***", for messages. */
 export function redactStoreUrl(url: string): string {
   return url.replace(/([^:/@\s]*):[^@/\s]*@/, '$1:***@')
@@ -253,9 +248,7 @@ export function createBackend(store: StoreUrl, opts: BackendFactoryOptions): Lea
   if (opts.tls && !store.tls)
     throw new InvalidOptionsError(
       '--store',
-      store.scheme === 'zookeeper'
-        ? ZOOKEEPER_NO_TLS
-        : `TLS settings need a TLS store URL (${store.scheme}+https://host:port)`,
+      `TLS settings need a TLS store URL (${store.scheme === 'redis' ? 'rediss' : `${store.scheme}+https`}://host:port)`,
     )
   const tls = store.tls ? (opts.tls ?? {}) : undefined
   switch (store.scheme) {
@@ -270,6 +263,7 @@ export function createBackend(store: StoreUrl, opts: BackendFactoryOptions): Lea
         sessionTimeoutMs: opts.ttlMs,
         exactSessionTimeout: opts.exactTtl,
         digest: username === undefined ? undefined : { username, password: password ?? '' },
+        tls,
       })
     }
     case 'consul':

@@ -9,6 +9,7 @@ import { ConsulBackend } from '../../src/lease/stores/consul.js'
 import { EtcdBackend } from '../../src/lease/stores/etcd.js'
 import { PostgresBackend, type PostgresBackendOptions } from '../../src/lease/stores/postgres.js'
 import { RedisBackend, type RedisBackendOptions, redisKeys } from '../../src/lease/stores/redis.js'
+import type { StoreTls } from '../../src/lease/stores/tls.js'
 import { ZooKeeperBackend } from '../../src/lease/stores/zookeeper.js'
 import { ConsulAgent } from './consul.js'
 import { EtcdServer } from './etcd-server.js'
@@ -16,6 +17,7 @@ import type { LeaseStore, StoreServer } from './lease-scenarios.js'
 import { PostgresServer } from './postgres.js'
 import { RedisServer } from './redis.js'
 import type { OwnedProcess } from './services.js'
+import { TestCa } from './tls.js'
 import { ZooKeeperServer } from './zookeeper.js'
 
 let n = 0
@@ -98,7 +100,8 @@ export interface ZooKeeperUnderTest extends StoreServer {
 export const zkCall = <T>(run: (cb: (err: unknown, value?: T) => void) => void): Promise<T> =>
   new Promise((resolve, reject) => run((err, value) => (err ? reject(err) : resolve(value as T))))
 
-function zookeeperUnderTest(zk: ZooKeeperServer): ZooKeeperUnderTest {
+/** With `tls`: backends dial the TLS port with these settings (plain clients keep the plain port). */
+function zookeeperUnderTest(zk: ZooKeeperServer, tls?: { store: StoreTls; ca: TestCa }): ZooKeeperUnderTest {
   const clients: zookeeper.Client[] = []
   const server: ZooKeeperUnderTest = {
     zk,
@@ -112,7 +115,14 @@ function zookeeperUnderTest(zk: ZooKeeperServer): ZooKeeperUnderTest {
       return client
     },
     backend: (path, ttlMs) =>
-      new ZooKeeperBackend({ connect: zk.connectString, path, sessionTimeoutMs: ttlMs }),
+      tls
+        ? new ZooKeeperBackend({
+            connect: zk.secureConnectString,
+            path,
+            sessionTimeoutMs: ttlMs,
+            tls: tls.store,
+          })
+        : new ZooKeeperBackend({ connect: zk.connectString, path, sessionTimeoutMs: ttlMs }),
     async plantForeign() {
       const path = zookeeperStore.election()
       const client = await server.raw()
@@ -134,6 +144,7 @@ function zookeeperUnderTest(zk: ZooKeeperServer): ZooKeeperUnderTest {
     async close() {
       for (const c of clients) c.close()
       await zk.close()
+      tls?.ca.close()
     },
   }
   return server
@@ -163,6 +174,34 @@ export const zookeeperStore: LeaseStore<ZooKeeperUnderTest> = {
     // The server expires the session a session timeout after the last packet it got (at most TTL/3 before
     // the kill), in tickTime buckets.
     failover: { min: (2000 * 2) / 3 - 50, max: 2000 + 2 * 200 + 1500 },
+  },
+}
+
+/**
+ * The same ZooKeeper, its backends over TLS to the secureClientPort with a client certificate (the server
+ * asks for one), through ZooKeeperBackend's in-process forwarders; a CA of its own per server.
+ */
+export const zookeeperTlsStore: LeaseStore<ZooKeeperUnderTest> = {
+  ...zookeeperStore,
+  name: 'ZooKeeper over TLS',
+  processes: undefined,
+  unreachable: (port) =>
+    new ZooKeeperBackend({ connect: `127.0.0.1:${port}`, path: '/x', connectTimeoutMs: 2000, tls: {} }),
+  async start() {
+    const ca = TestCa.make()
+    try {
+      const zk = await ZooKeeperServer.start({
+        tickTimeMs: 200,
+        tls: { ca: ca.ca.file, cert: ca.server.cert.file, key: ca.server.key.file, clientAuth: true },
+      })
+      return zookeeperUnderTest(zk, {
+        ca,
+        store: { ca: ca.ca.pem, cert: ca.client.cert.pem, key: ca.client.key.pem },
+      })
+    } catch (err) {
+      ca.close()
+      throw err
+    }
   },
 }
 

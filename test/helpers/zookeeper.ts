@@ -4,8 +4,11 @@
  * `srvr` shows it serving. `stop()` then `start()` again reuses the same port and data
  * (sessions survive a restart: ZooKeeper restores them from its snapshot); `close()` stops it and
  * removes the directory.
+ *
+ * With `tls`, it also serves TLS on a second port (`secureClientPort`, Netty's connection factory, PEM
+ * key and trust stores); the plain port stays for the readiness check's four-letter words.
  */
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import { freePorts, OwnedProcess, removeTempDir, service, tempDir, waitUntil } from './services.js'
@@ -24,10 +27,41 @@ export function fourLetter(port: number, word: string): Promise<string> {
   })
 }
 
+/** Whether a TCP connection to the port opens (the TLS port binds after the plain one answers). */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.on('error', () => resolve(false))
+  })
+}
+
 export interface ZooKeeperOptions {
   /** tickTime in ms (the minimum session timeout is 2 × tickTime, the maximum 20 ×). Default 200. */
   tickTimeMs?: number
+  /** Also serve TLS on `securePort`: the server's certificate and key files, and the CA its clients' certificates must come from. */
+  tls?: {
+    ca: string
+    cert: string
+    key: string
+    /** Ask every client for a certificate from `ca` (`ssl.clientAuth=need`). Default false (`none`). */
+    clientAuth?: boolean
+  }
 }
+
+/** Netty (for the TLS connection factory) beside ZooKeeper's own jars, from Debian's /usr/share/java. */
+const NETTY_JARS = [
+  'netty-handler',
+  'netty-common',
+  'netty-buffer',
+  'netty-transport',
+  'netty-codec',
+  'netty-resolver',
+  'netty-transport-native-epoll',
+  'netty-transport-native-unix-common',
+].map((j) => `/usr/share/java/${j}.jar`)
 
 export class ZooKeeperServer {
   private proc: OwnedProcess | undefined
@@ -35,7 +69,15 @@ export class ZooKeeperServer {
     readonly port: number,
     readonly dir: string,
     readonly tickTimeMs: number,
+    /** The TLS port (0 without `tls`). */
+    readonly securePort: number,
+    private readonly tls: ZooKeeperOptions['tls'],
   ) {}
+
+  /** `127.0.0.1:securePort`, the connection string for TLS clients. */
+  get secureConnectString(): string {
+    return `127.0.0.1:${this.securePort}`
+  }
 
   /** `127.0.0.1:port`, the connection string for clients. */
   get connectString(): string {
@@ -46,8 +88,8 @@ export class ZooKeeperServer {
     // Check the binaries before making anything, so a missing install fails with its own message.
     service('BALLOT_JAVA')
     service('BALLOT_ZOOKEEPER_CP')
-    const [port] = await freePorts(1)
-    const zk = new ZooKeeperServer(port!, tempDir('zk'), opts.tickTimeMs ?? 200)
+    const [port, securePort] = await freePorts(opts.tls ? 2 : 1)
+    const zk = new ZooKeeperServer(port!, tempDir('zk'), opts.tickTimeMs ?? 200, securePort ?? 0, opts.tls)
     try {
       await zk.start()
     } catch (err) {
@@ -61,6 +103,28 @@ export class ZooKeeperServer {
   async start(): Promise<void> {
     if (this.proc?.running) throw new Error('zookeeper is already running')
     const cfg = join(this.dir, 'zoo.cfg')
+    const tlsLines: string[] = []
+    if (this.tls) {
+      // ZooKeeper's PEM key store takes the key and the certificate in one file.
+      const keyStore = join(this.dir, 'server.pem')
+      writeFileSync(
+        keyStore,
+        `${readFileSync(this.tls.key, 'utf8')}\n${readFileSync(this.tls.cert, 'utf8')}`,
+        {
+          mode: 0o600,
+        },
+      )
+      tlsLines.push(
+        `secureClientPort=${this.securePort}`,
+        'secureClientPortAddress=127.0.0.1',
+        'serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory',
+        `ssl.keyStore.location=${keyStore}`,
+        'ssl.keyStore.type=PEM',
+        `ssl.trustStore.location=${this.tls.ca}`,
+        'ssl.trustStore.type=PEM',
+        `ssl.clientAuth=${this.tls.clientAuth ? 'need' : 'none'}`,
+      )
+    }
     writeFileSync(
       cfg,
       [
@@ -71,6 +135,7 @@ export class ZooKeeperServer {
         'admin.enableServer=false',
         '4lw.commands.whitelist=ruok,srvr,stat,cons,wchc,wchp',
         'maxClientCnxns=0',
+        ...tlsLines,
         '',
       ].join('\n'),
     )
@@ -83,7 +148,7 @@ export class ZooKeeperServer {
         '-XX:TieredStopAtLevel=1',
         `-Dzookeeper.log.dir=${this.dir}`,
         '-cp',
-        service('BALLOT_ZOOKEEPER_CP'),
+        [service('BALLOT_ZOOKEEPER_CP'), ...(this.tls ? NETTY_JARS : [])].join(':'),
         'org.apache.zookeeper.server.ZooKeeperServerMain',
         cfg,
       ],
@@ -97,7 +162,8 @@ export class ZooKeeperServer {
         // `ruok` answers `imok` as soon as the port is open; `srvr` names the mode once it serves.
         return (
           (await fourLetter(this.port, 'ruok')) === 'imok' &&
-          /Mode: /.test(await fourLetter(this.port, 'srvr'))
+          /Mode: /.test(await fourLetter(this.port, 'srvr')) &&
+          (!this.tls || (await accepts(this.securePort)))
         )
       },
       30_000,

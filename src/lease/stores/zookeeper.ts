@@ -23,12 +23,18 @@
  * Curator's do: Disconnected (or a request unanswered for `requestTimeoutMs`) → `suspended`,
  * SyncConnected again on the same session → `resumed`, Expired → `sessionLost`. ZooKeeper restores
  * sessions when a server restarts, so a short outage ends in `resumed`, not `sessionLost`.
+ *
+ * TLS (`tls`): node-zookeeper-client speaks plain TCP only, so each ensemble host is reached through an
+ * in-process forwarder on 127.0.0.1 (./tls-tunnel.ts) that verifies the server and presents the client
+ * certificate; a handshake refused by every host ends a connect at once, with the reason.
  */
 import { randomUUID } from 'node:crypto'
 import type * as Zk from 'node-zookeeper-client'
 import { InvalidOptionsError, SessionLostError, StoreError } from '../../errors.js'
 import type { BackendEvents, BackendSession, LeaseBackend, LineEntry } from '../backend.js'
 import { loadOptional, withTimeout } from './optional.js'
+import { checkStoreTls, type StoreTls } from './tls.js'
+import { TlsTunnel } from './tls-tunnel.js'
 
 const STORE = 'zookeeper'
 const LOCK_NAME = 'latch-'
@@ -67,6 +73,13 @@ export interface ZooKeeperBackendOptions {
     /** Its password (never logged). */
     password: string
   }
+  /**
+   * TLS to the ensemble (its `secureClientPort`). node-zookeeper-client speaks plain TCP only, so the
+   * backend opens, per host, a forwarder on 127.0.0.1 that carries each connection over TLS to that host
+   * (verifying its certificate against `ca` and its name) and hands the client the local addresses.
+   * The forwarders close with the backend.
+   */
+  tls?: StoreTls
 }
 
 type ZkModule = typeof Zk
@@ -131,6 +144,16 @@ function checkPath(field: string, path: string): void {
     throw new InvalidOptionsError(field, `"${path}" is not a ZooKeeper node path like /ballot/my-service`)
 }
 
+/** A connection string's `host:port` list and chroot (`''` when none); InvalidOptionsError when malformed. */
+function splitConnect(connect: string): { hosts: string[]; chroot: string } {
+  const slash = connect.indexOf('/')
+  const hosts = (slash >= 0 ? connect.slice(0, slash) : connect).split(',').map((h) => h.trim())
+  for (const h of hosts)
+    if (!/^(\[[^\]]+\]|[^:/\s[\]]+):\d{1,5}$/.test(h))
+      throw new InvalidOptionsError('connect', `expected host:port in the connection string, got "${h}"`)
+  return { hosts, chroot: slash >= 0 ? connect.slice(slash) : '' }
+}
+
 function errCode(err: unknown): number | undefined {
   const code = (err as { code?: unknown }).code
   return typeof code === 'number' ? code : undefined
@@ -148,6 +171,11 @@ export class ZooKeeperBackend implements LeaseBackend {
   private readonly requestTimeoutOption: number | undefined
   private readonly exactSessionTimeout: boolean
   private readonly digest: Buffer | undefined
+  private readonly tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined
+  /** With TLS: the local forwarders, opened by the first connect(), closed by close(). */
+  private tunnel: TlsTunnel | undefined
+  /** The connection string the client dials: the ensemble itself, or the tunnel's local addresses. */
+  private dialString: string
   private zk: ZkModule | undefined
   private events: BackendEvents | undefined
   private conn: Conn | undefined
@@ -169,6 +197,10 @@ export class ZooKeeperBackend implements LeaseBackend {
     if (!opts.connect) throw new InvalidOptionsError('connect', 'a ZooKeeper connection string is required')
     checkPath('path', opts.path)
     this.connectString = opts.connect
+    this.dialString = opts.connect
+    this.tls = opts.tls ? checkStoreTls(opts.tls) : undefined
+    // With TLS each host gets a forwarder of its own: check the hosts now, not at connect().
+    if (this.tls) splitConnect(opts.connect)
     this.path = opts.path
     this.metaPath = opts.metaPath ?? `${opts.path}-meta`
     checkPath('metaPath', this.metaPath)
@@ -196,6 +228,18 @@ export class ZooKeeperBackend implements LeaseBackend {
     if (this.closed) throw new StoreError('STORE_REFUSED', STORE, 'the backend is closed')
     this.events = events
     this.zk = await loadZk()
+    if (this.tls && !this.tunnel) await this.openTunnel(this.tls)
+    try {
+      await this.connectOnce()
+    } catch (err) {
+      // Refused: the forwarders go too (a later connect opens them afresh).
+      if (!this.conn) await this.closeTunnel()
+      throw err
+    }
+  }
+
+  /** connect()'s session and first read of the line, over the plain or the tunnelled addresses. */
+  private async connectOnce(): Promise<void> {
     const conn = await this.openConn(this.sessionTimeoutMs)
     const granted = conn.client.getSessionTimeout()
     if (this.exactSessionTimeout && granted !== Math.round(this.sessionTimeoutMs)) {
@@ -310,6 +354,27 @@ export class ZooKeeperBackend implements LeaseBackend {
     this.conn = undefined
     this.me = undefined
     if (conn) await this.closeConn(conn)
+    await this.closeTunnel()
+  }
+
+  /** Starts the local TLS forwarders, one per ensemble host, and dials them instead (chroot kept). */
+  private async openTunnel(tls: { ca?: Buffer; cert?: Buffer; key?: Buffer }): Promise<void> {
+    const { hosts, chroot } = splitConnect(this.connectString)
+    this.tunnel = await TlsTunnel.open(hosts, tls)
+    this.dialString = this.tunnel.locals.join(',') + chroot
+  }
+
+  private async closeTunnel(): Promise<void> {
+    const tunnel = this.tunnel
+    this.tunnel = undefined
+    this.dialString = this.connectString
+    await tunnel?.close()
+  }
+
+  /** Why the last TLS connection failed, as `: reason` for an error message ('' when none). */
+  private tlsProblem(): string {
+    const problem = this.tunnel?.lastProblem
+    return problem ? `: ${problem}` : ''
   }
 
   // --- connections -------------------------------------------------------------------------------
@@ -330,7 +395,7 @@ export class ZooKeeperBackend implements LeaseBackend {
 
   private openConn(ttlMs: number): Promise<Conn> {
     const zk = this.zk!
-    const client = zk.createClient(this.connectString, { sessionTimeout: ttlMs, spinDelay: 100, retries: 0 })
+    const client = zk.createClient(this.dialString, { sessionTimeout: ttlMs, spinDelay: 100, retries: 0 })
     if (this.digest) client.addAuthInfo('digest', this.digest)
     return new Promise<Conn>((resolve, reject) => {
       let settled = false
@@ -339,14 +404,22 @@ export class ZooKeeperBackend implements LeaseBackend {
           new StoreError(
             'STORE_UNAVAILABLE',
             STORE,
-            `cannot reach ${this.connectString} within ${this.connectTimeoutMs} ms`,
+            `cannot reach ${this.connectString} within ${this.connectTimeoutMs} ms${this.tlsProblem()}`,
           ),
         )
       }, this.connectTimeoutMs)
+      // With TLS: once the last handshake to every host has failed, say why now rather than at the timeout.
+      const since = this.tunnel?.mark() ?? 0
+      const unsubscribe = this.tunnel?.onProblem(() => {
+        const all = this.tunnel?.allFailingSince(since)
+        if (all)
+          fail(new StoreError('STORE_UNAVAILABLE', STORE, `cannot reach ${this.connectString}: ${all}`))
+      })
       const fail = (err: Error) => {
         if (settled) return
         settled = true
         clearTimeout(timer)
+        unsubscribe?.()
         client.off('state', onFirstState)
         client.close()
         reject(err)
@@ -356,6 +429,7 @@ export class ZooKeeperBackend implements LeaseBackend {
         if (state === zk.State.SYNC_CONNECTED) {
           settled = true
           clearTimeout(timer)
+          unsubscribe?.()
           client.off('state', onFirstState)
           const conn = new Conn(client, ttlMs, client.getSessionId().toString('hex'), (c) => this.onWatch(c))
           client.on('state', (s: Zk.State) => this.onState(conn, s))
