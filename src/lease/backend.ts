@@ -28,7 +28,11 @@ export interface LineEntry {
   key: string
   /** Position key in the line: lower leads (etcd create revision, ZooKeeper sequence, Consul: 0 for the holder). */
   order: bigint
-  /** The fencing token this entry leads with, once it leads (see the store notes above). */
+  /**
+   * The fencing token this entry leads with, once it leads (see the store notes above); always above 0.
+   * 0 marks an entry that holds nothing (a waiting candidate of a lock-based store): never a leader,
+   * wherever it stands in the line.
+   */
   token: bigint
   /** Metadata the candidate published with its entry (address, tags); absent for foreign entries. */
   address?: string

@@ -72,12 +72,6 @@ export interface LeaseStore<S extends StoreServer = StoreServer> {
    * (PostgreSQL: longer than the TTL, so that every lease has run out by the database's clock too).
    */
   holdFrozenMs?: number
-  /**
-   * Consul only, a known gap: on a hand-over the next in line can show at the head of the line with token 0
-   * before it holds the lock, and the others refuse to report it (TOKEN_NOT_NEWER, never a leader claim).
-   * Every other store must show no such refusal; this skips that one check.
-   */
-  headShownBeforeLock?: boolean
   /** How many resigns the resign scenario makes (default 6). */
   resignHandovers?: number
   /** What the STORE_UNAVAILABLE message must name for `port` (default 127.0.0.1:port). */
@@ -238,13 +232,12 @@ export function leaseScenarios<S extends StoreServer>(store: LeaseStore<S>): Sce
       assert.ok(checker.tokensGrow(), checker.describe())
       assert.ok(checker.claims.length >= rounds, checker.describe())
       // A hand-over never shows the next in line as a leader before it took the lease (a token refused).
-      if (!store.headShownBeforeLock)
-        for (const c of cs)
-          assert.deepEqual(
-            c.errors.filter((e) => e.code === 'TOKEN_NOT_NEWER'),
-            [],
-            `${c.e.id} reported a refused token`,
-          )
+      for (const c of cs)
+        assert.deepEqual(
+          c.errors.filter((e) => e.code === 'TOKEN_NOT_NEWER'),
+          [],
+          `${c.e.id} reported a refused token`,
+        )
       for (const c of cs) await c.e.stop()
     })
 

@@ -270,8 +270,6 @@ export const consulStore: LeaseStore<ConsulUnderTest> = {
   name: 'Consul',
   ttlMs: 10_000,
   recoveryMs: 60_000,
-  // Seen here: b at the head with token 0 before it holds the lock, refused by a (TOKEN_NOT_NEWER).
-  headShownBeforeLock: true,
   start: async (opts = {}) =>
     consulUnderTest(await ConsulAgent.start({ persistent: opts.persistent ?? false })),
   election: () => `ballot-lease-test/e${unique()}`,
