@@ -737,13 +737,21 @@ export class ConsulBackend implements LeaseBackend {
     }
     const mineAt = snap.line.findIndex((e) => e.Key === me.key)
     const before = mineAt > 0 ? snap.line[mineAt - 1] : undefined
+    // While the lock is free, someone ahead of us is taking it over: watch the lock too, so that this
+    // candidate learns the new leader when it comes (else it would only at its next keep-alive, and a
+    // resigner's resign() would wait that long). Once the lock is held again, only the key just before
+    // ours is watched: a hand-over wakes the next in line and whoever saw the lock free, not everyone.
+    const lockWhileFree = holder ? [] : [{ key: this.lockKey, index: snap.lockIndex }]
     if (before) {
-      await this.blockAny(ctx, [{ key: before.Key, index: before.ModifyIndex.toString() }])
+      await this.blockAny(ctx, [{ key: before.Key, index: before.ModifyIndex.toString() }, ...lockWhileFree])
       return
     }
     if (mineAt < 0) {
       // Our line key is not (or no longer) held by our session: wait for the keepAlive to tell.
-      await this.blockAny(ctx, [{ key: `${this.linePrefix}/`, index: snap.lineIndex, recurse: true }])
+      await this.blockAny(ctx, [
+        { key: `${this.linePrefix}/`, index: snap.lineIndex, recurse: true },
+        ...lockWhileFree,
+      ])
       return
     }
     if (holder) {
