@@ -19,6 +19,17 @@ function openssl(cwd: string, ...args: string[]): void {
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] })
 }
 
+/** A new P-256 key (unencrypted) written to `<name>.key`, as `openssl req` takes it. */
+const newKey = (name: string) => [
+  '-newkey',
+  'ec',
+  '-pkeyopt',
+  'ec_paramgen_curve:P-256',
+  '-nodes',
+  '-keyout',
+  `${name}.key`,
+]
+
 /** 2020-01-01 to 2020-02-01, as `openssl ca` wants dates (YYYYMMDDHHMMSSZ). */
 const EXPIRED = { start: '20200101000000Z', end: '20200201000000Z' }
 
@@ -32,13 +43,7 @@ export class TestPki {
       this.dir,
       'req',
       '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      `${name}.key`,
+      ...newKey(name),
       '-out',
       `${name}.pem`,
       '-days',
@@ -60,21 +65,7 @@ export class TestPki {
   ): CertFiles {
     const ips = opts.ips ?? ['127.0.0.1']
     const names = [...ips.map((ip) => `IP:${ip}`), ...(opts.dns ?? []).map((d) => `DNS:${d}`)]
-    openssl(
-      this.dir,
-      'req',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.csr`,
-      '-subj',
-      `/CN=${name}`,
-    )
+    openssl(this.dir, 'req', ...newKey(name), '-out', `${name}.csr`, '-subj', `/CN=${name}`)
     const ext = join(this.dir, `${name}.ext`)
     writeFileSync(
       ext,
