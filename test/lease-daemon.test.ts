@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { CLI, DaemonProc, waitForAsync } from './helpers/daemon.js'
 import { EtcdServer, Tracked } from './helpers/etcd-server.js'
-import { type ChildRun, readRuns } from './helpers/exec-runs.js'
+import { assertInTurn, type ChildRun, readRuns } from './helpers/exec-runs.js'
 import { freePorts, waitFor } from './helpers/raft-cluster.js'
 
 const CHILD = new URL('./fixtures/exec-child.mjs', import.meta.url).pathname
@@ -152,12 +152,7 @@ test('ballot exec --store: never two children at once, across kill -9 and SIGTER
   )
   assert.notEqual(third.leader, second.leader)
   await new Promise((r) => setTimeout(r, 200))
-  const all = readRuns(file)
-  for (let i = 1; i < all.length; i++) {
-    const [a, b] = [all[i - 1] as ChildRun, all[i] as ChildRun]
-    assert.ok(b.start > a.end, `child ${b.pid} started at ${b.start} before ${a.pid} ended at ${a.end}`)
-    assert.ok(b.token > a.token, `tokens grow: ${a.token} then ${b.token}`)
-  }
+  assertInTurn(readRuns(file))
   for (const n of nodes) n.kill('SIGTERM')
   await Promise.all(nodes.map((n) => n.waitExit()))
 })

@@ -1,4 +1,5 @@
 /** Reads the log that test/fixtures/exec-child.mjs writes: one interval of running per child. */
+import assert from 'node:assert/strict'
 import { existsSync, readFileSync } from 'node:fs'
 
 export interface ChildRun {
@@ -38,4 +39,13 @@ export function overlaps(runs: ChildRun[]): Array<[ChildRun, ChildRun]> {
     if (b.start <= a.end) out.push([a, b])
   }
   return out
+}
+
+/** Each child started after the one before it ended, on a larger token (children of lease leaders). */
+export function assertInTurn(runs: ChildRun[]): void {
+  for (let i = 1; i < runs.length; i++) {
+    const [a, b] = [runs[i - 1] as ChildRun, runs[i] as ChildRun]
+    assert.ok(b.start > a.end, `child ${b.pid} started at ${b.start} before ${a.pid} ended at ${a.end}`)
+    assert.ok(b.token > a.token, `tokens grow: ${a.token} then ${b.token}`)
+  }
 }

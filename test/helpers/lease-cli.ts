@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CLI, DaemonProc, waitForAsync } from './daemon.js'
 import { Tracked } from './etcd-server.js'
-import { type ChildRun, readRuns } from './exec-runs.js'
+import { assertInTurn, type ChildRun, readRuns } from './exec-runs.js'
 import { freePorts, waitFor } from './raft-cluster.js'
 
 const CHILD = new URL('../fixtures/exec-child.mjs', import.meta.url).pathname
@@ -173,12 +173,7 @@ export class LeaseCli {
     )
     assert.notEqual(third.leader, second.leader)
     await new Promise((r) => setTimeout(r, 200))
-    const all = readRuns(file)
-    for (let i = 1; i < all.length; i++) {
-      const [a, b] = [all[i - 1] as ChildRun, all[i] as ChildRun]
-      assert.ok(b.start > a.end, `child ${b.pid} started at ${b.start} before ${a.pid} ended at ${a.end}`)
-      assert.ok(b.token > a.token, `tokens grow: ${a.token} then ${b.token}`)
-    }
+    assertInTurn(readRuns(file))
     for (const n of nodes) n.kill('SIGTERM')
     await Promise.all(nodes.map((n) => n.waitExit(30_000)))
   }
