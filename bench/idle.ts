@@ -1,8 +1,9 @@
 /**
  * What an idle cluster costs: 5 `ballot run` processes (the built CLI, default timing, HTTP API on,
  * a data dir each), a leader agreed, then CPU (utime + stime from /proc/<pid>/stat) and RSS (VmRSS from
- * /proc/<pid>/status) of each node over a window in which nothing happens. Prints a table per node (CPU
- * in ms of CPU per second and as a percentage of one core, RSS in MB) and the same as JSON.
+ * /proc/<pid>/status) of each node over a window in which nothing happens, and how often its event loop
+ * woke (the main thread's voluntary context switches). Prints a table per node (CPU in ms of CPU per
+ * second and as a percentage of one core, RSS in MB, wake-ups per second) and the same as JSON.
  *
  *   npm run build && node --import tsx bench/idle.ts [--nodes 5] [--seconds 60] [--timing default]
  *     [--settle-s 20] [--node-args='--flag ...']
@@ -11,6 +12,7 @@
  * CPU-seconds measure the work done, and so are less sensitive to other load on the machine than wall
  * times; RSS is read at the end of the window.
  */
+import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { DaemonCluster, type DaemonProc } from '../test/helpers/daemon.js'
@@ -39,12 +41,22 @@ function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS
 }
 
+/**
+ * Times the main thread went to sleep (its voluntary context switches): each is one wake-up of the event
+ * loop, whose cost on a mostly idle machine is most of an idle node's CPU.
+ */
+function wakeUps(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8')
+  return Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN)
+}
+
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN)
   return kb / 1024
 }
 
+let floor: ReturnType<typeof spawn> | undefined
 const c = await DaemonCluster.create(size, { timing: args.timing as 'default' | 'fast' })
 try {
   const profile = args['profile-dir']
@@ -61,12 +73,24 @@ try {
     Promise.all(
       procs.map(async (p) => JSON.parse((await p.get('/status')).body).transport.messagesSent as number),
     )
+  // The floor: a node process that does nothing but wake as often as a follower must (one heartbeat per
+  // 100 ms at default timing). On a virtual machine whose idle CPUs sleep deeply, a wake-up costs far
+  // more CPU than the work it does, and this row shows what the wake-ups alone cost here.
+  floor = spawn(process.execPath, ['--max-opt=1', '-e', 'setInterval(() => {}, 100)'], {
+    stdio: 'ignore',
+  })
+  const floorPid = floor.pid as number
   const sentBefore = await sent()
+  const floorBefore = { cpu: cpuMs(floorPid), wakes: wakeUps(floorPid) }
   const before = procs.map((p) => cpuMs(p.pid))
+  const wakesBefore = procs.map((p) => wakeUps(p.pid))
   const t0 = performance.now()
   await new Promise((r) => setTimeout(r, seconds * 1000))
   const elapsedS = (performance.now() - t0) / 1000
   const after = procs.map((p) => cpuMs(p.pid))
+  const wakesAfter = procs.map((p) => wakeUps(p.pid))
+  const floorAfter = { cpu: cpuMs(floorPid), wakes: wakeUps(floorPid), rss: rssMb(floorPid) }
+  floor.kill('SIGKILL')
   const rss = procs.map((p) => rssMb(p.pid))
   const sentAfter = await sent()
   const still = await c.agreed()
@@ -78,12 +102,22 @@ try {
       cpuMsPerS: Math.round(msPerS * 100) / 100,
       cpuPercent: Math.round(msPerS * 10) / 100,
       rssMb: Math.round((rss[i] as number) * 10) / 10,
+      wakeUpsPerS: Math.round(((wakesAfter[i] as number) - (wakesBefore[i] as number)) / elapsedS),
       msgsSentPerS: Math.round(((sentAfter[i] as number) - (sentBefore[i] as number)) / elapsedS),
     }
   })
-  const mean = (k: 'cpuMsPerS' | 'rssMb') =>
+  const mean = (k: 'cpuMsPerS' | 'rssMb' | 'wakeUpsPerS') =>
     Math.round((rows.reduce((a, r) => a + r[k], 0) / rows.length) * 100) / 100
-  console.log(table(rows))
+  const floorRow = {
+    node: 'floor',
+    role: 'node, a 100 ms timer',
+    cpuMsPerS: Math.round(((floorAfter.cpu - floorBefore.cpu) / elapsedS) * 100) / 100,
+    cpuPercent: Math.round(((floorAfter.cpu - floorBefore.cpu) / elapsedS) * 10) / 100,
+    rssMb: Math.round(floorAfter.rss * 10) / 10,
+    wakeUpsPerS: Math.round((floorAfter.wakes - floorBefore.wakes) / elapsedS),
+    msgsSentPerS: 0,
+  }
+  console.log(table([...rows, floorRow]))
   console.log(
     JSON.stringify({
       nodes: size,
@@ -92,11 +126,14 @@ try {
       sameLeader: still?.id === lead.id && still?.token === lead.token,
       meanCpuMsPerS: mean('cpuMsPerS'),
       meanRssMb: mean('rssMb'),
+      meanWakeUpsPerS: mean('wakeUpsPerS'),
       perNode: rows,
+      floor: floorRow,
     }),
   )
   if (profile) for (const p of procs) p.kill('SIGINT')
   if (profile) await Promise.all(procs.map((p) => p.waitExit()))
 } finally {
+  floor?.kill('SIGKILL')
   await c.close()
 }

@@ -69,7 +69,7 @@ async function status(p: DaemonProc) {
     term: string
     counters: { electionsStarted: number; leaderChanges: number }
     transport: { messagesSent: number }
-    eventLoop: { maxMs: number; recentMaxMs: number; warnMs: number }
+    eventLoop: { maxMs: number; recentMaxMs: number; warnMs: number; sampling: boolean }
     http: { connections: number; streams: number; refused: Record<string, number> }
   }
 }
@@ -288,6 +288,11 @@ describe('HTTP API under hostile clients', () => {
         before.reduce((a, s) => a + s.counters.electionsStarted, 0)
       const figures = `round ${round}: ${JSON.stringify(burst)}; leader stall ${right.eventLoop.recentMaxMs} ms`
       assert.equal(elections, 0, `elections after the burst (${figures})\n${c.history()}`)
+      // Only the leader samples its loop (a follower's stall costs no lease, and sampling wakes it).
+      assert.deepEqual(
+        afterBurst.map((s) => s.eventLoop.sampling),
+        c.live().map((p) => p.name === now.id),
+      )
       assert.deepEqual({ id: now.id, token: now.token }, { id: lead.id, token: lead.token }, figures)
       assert.ok(burst.established + burst.failed >= 9000)
     }

@@ -86,12 +86,17 @@ export async function startNode(
     // quiet host, 2.5 times all else). A stall S shows as at least S - warnMs, so every stall as long as
     // the lease margin (twice warnMs) is reported past the threshold and warned about.
     resolutionMs: warnMs,
+    // Only a leader's stall can cost anything beyond a late election (its lease), so only a leader
+    // samples: a follower is woken by its heartbeats alone.
+    sampling: false,
     warn: (stallMs, stalls) =>
       log.warn(
         { stallMs, stalls, leaseMarginMs: Math.round(margin) },
         `the event loop stalled ${stallMs} ms, more than half the lease margin (${Math.round(margin)} ms): a longer stall costs the leadership`,
       ),
   })
+  election.on('enterLeader', () => loopDelay.sample(true))
+  election.on('leaveLeader', () => loopDelay.sample(false))
   let api: HttpApi | undefined
   let httpAddress: string | undefined
   if (config.http) {

@@ -8,6 +8,10 @@
  * `windowMs` the window's worst stall is recorded in a lifetime histogram (so p50 and p99 are of the
  * worst stall per window) and checked against `warnMs`. A window
  * whose worst stall reached `warnMs` is counted, and said in the log at most once per `logEveryMs`.
+ *
+ * Sampling can be switched off and on (`sample`): each sample wakes the process, and an idle node's CPU
+ * is mostly its wake-ups, so the daemon samples only while a stall could cost something (while it
+ * leads). The figures are of the sampled time only.
  */
 import {
   createHistogram,
@@ -32,6 +36,8 @@ export interface LoopDelaySnapshot {
   warnMs: number
   /** How often the loop is sampled (ms). */
   resolutionMs: number
+  /** Whether the loop is being sampled now. */
+  sampling: boolean
 }
 
 export interface LoopDelayOptions {
@@ -48,6 +54,8 @@ export interface LoopDelayOptions {
   windowMs?: number
   /** Least time between two warnings (ms). Default 60 000. */
   logEveryMs?: number
+  /** Whether to sample from the start. Default true. */
+  sampling?: boolean
 }
 
 const NS_PER_MS = 1e6
@@ -55,18 +63,39 @@ const NS_PER_MS = 1e6
 export class LoopDelayMonitor {
   private readonly window: IntervalHistogram
   private readonly lifetime: RecordableHistogram = createHistogram()
-  private readonly timer: NodeJS.Timeout
+  private timer: NodeJS.Timeout | undefined
   private readonly opts: Required<LoopDelayOptions>
   private lastWindowMaxNs = 0
   private stalls = 0
   private lastWarnAt = Number.NEGATIVE_INFINITY
 
   constructor(opts: LoopDelayOptions) {
-    this.opts = { resolutionMs: opts.warnMs, windowMs: 2000, logEveryMs: 60_000, ...opts }
+    this.opts = { resolutionMs: opts.warnMs, windowMs: 2000, logEveryMs: 60_000, sampling: true, ...opts }
     this.window = monitorEventLoopDelay({ resolution: this.opts.resolutionMs })
-    this.window.enable()
-    this.timer = setInterval(() => this.fold(), this.opts.windowMs)
-    this.timer.unref()
+    this.sample(this.opts.sampling)
+  }
+
+  /** Whether the loop is being sampled now. */
+  get sampling(): boolean {
+    return this.timer !== undefined
+  }
+
+  /**
+   * Starts or stops sampling. Stopping folds the current window first, so nothing sampled is lost; while
+   * stopped the process is never woken for this monitor.
+   */
+  sample(on: boolean): void {
+    if (on === this.sampling) return
+    if (on) {
+      this.window.enable()
+      this.timer = setInterval(() => this.fold(), this.opts.windowMs)
+      this.timer.unref()
+    } else {
+      clearInterval(this.timer)
+      this.timer = undefined
+      this.fold()
+      this.window.disable()
+    }
   }
 
   private fold(): void {
@@ -102,11 +131,13 @@ export class LoopDelayMonitor {
       stalls: this.stalls,
       warnMs: this.opts.warnMs,
       resolutionMs: this.opts.resolutionMs,
+      sampling: this.sampling,
     }
   }
 
   close(): void {
     clearInterval(this.timer)
+    this.timer = undefined
     this.window.disable()
   }
 }

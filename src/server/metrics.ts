@@ -129,7 +129,7 @@ export function createMetrics(election: DaemonElection, sources: MetricsSources 
   if (loopDelay) {
     new client.Gauge({
       name: 'ballot_event_loop_stall_seconds',
-      help: 'Event-loop stalls of this process beyond the sampling interval: p50, p99 and max since start, and the worst of the last seconds (recent)',
+      help: 'Event-loop stalls of this process while it leads, beyond the sampling interval: p50, p99 and max since start, and the worst of the last seconds (recent)',
       labelNames: ['stat'],
       registers: [registry],
       collect() {
