@@ -7,9 +7,10 @@
  *   npm run bench                                   full profile (see --help for what each section takes)
  *   npm run bench -- --quick                        smoke profile
  *   npm run bench -- --sections failover,scale,sim,groups,stability
+ *   npm run bench -- --sections stability --merge   (keeps the other sections of the results file)
  *   npm run bench -- --report-only docs/benchmarks/results.json
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -17,7 +18,7 @@ import { type BullyTransport, bullyFailover, bullyFloorMs } from './bully.js'
 import { growGroups } from './groups.js'
 import { LEASE_STORES, leaseBench } from './lease.js'
 import { writeReport } from './lib/report.js'
-import { type FailoverFigure, type Results, SECTIONS, type Section } from './lib/results.js'
+import { type FailoverFigure, mergeResults, type Results, SECTIONS, type Section } from './lib/results.js'
 import { type FaultKind, type RaftProfile, raftFailover, raftFloorMs } from './raft.js'
 import { baselineRssMiB, type ScaleDriver, scaleOne } from './scale.js'
 import { simMessages } from './sim.js'
@@ -46,6 +47,8 @@ const HELP = `npm run bench -- [options]
   --hog-busy-ms MS        stability: the CPU hog spins this long ... (default 50)
   --hog-every-ms MS       ... every this many ms (default 200)
   --out DIR               where benchmarks.md and benchmarks/ go (default docs)
+  --merge                 keep the sections this run does not measure from DIR/benchmarks/results.json
+                          (each section keeps the command, time and load it was measured with)
   --report-only FILE      re-render the report from a results.json, measuring nothing
 `
 
@@ -74,6 +77,7 @@ const { values: a } = parseArgs({
     'hog-busy-ms': { type: 'string', default: '50' },
     'hog-every-ms': { type: 'string', default: '200' },
     out: { type: 'string', default: 'docs' },
+    merge: { type: 'boolean', default: false },
     'report-only': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -161,12 +165,23 @@ const results: Results = {
   groups: [],
   stability: [],
   notes: [],
+  sources: {},
 }
 const jsonPath = join(a.out, 'benchmarks', 'results.json')
 mkdirSync(join(a.out, 'benchmarks'), { recursive: true })
+/** With --merge, the file this run adds its sections to (read once, before anything is written). */
+let earlier: Results | undefined
+if (a.merge && existsSync(jsonPath)) {
+  earlier = JSON.parse(readFileSync(jsonPath, 'utf8')) as Results
+  if (earlier.version !== 1) {
+    console.error(`--merge: ${jsonPath} has version ${earlier.version}, this runner writes version 1`)
+    process.exit(2)
+  }
+}
 const save = () => {
-  writeFileSync(jsonPath, `${JSON.stringify(results, null, 1)}\n`)
-  writeReport(results, a.out)
+  const out = earlier ? mergeResults(earlier, results, sections) : results
+  writeFileSync(jsonPath, `${JSON.stringify(out, null, 1)}\n`)
+  writeReport(out, a.out)
 }
 const log = (line: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`)
 
@@ -313,8 +328,20 @@ for (const s of SECTIONS) {
   if (!sections.includes(s)) continue
   log(`section ${s}`)
   const t0 = performance.now()
+  const startedAt = new Date().toISOString()
+  const loadavg = os.loadavg()
+  const notesBefore = results.notes.length
   await RUN[s]()
   results.durations[s] = Math.round((performance.now() - t0) / 1000)
+  ;(results.sources as NonNullable<Results['sources']>)[s] = {
+    command: results.command,
+    flags: argv,
+    quick: q,
+    startedAt,
+    loadavg,
+    durationS: results.durations[s] as number,
+    notes: results.notes.slice(notesBefore),
+  }
   save()
 }
 results.finishedAt = new Date().toISOString()

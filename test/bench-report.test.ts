@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { writeReport } from '../bench/lib/report.js'
-import type { Results } from '../bench/lib/results.js'
+import { mergeResults, type Results } from '../bench/lib/results.js'
 import { cdfPoints, lineChart, timelineChart } from '../bench/lib/svg.js'
 
 const RUN = new URL('../bench/run.ts', import.meta.url).pathname
@@ -262,6 +262,83 @@ describe('benchmark report', () => {
       )
       assert.equal(r.status, 0, r.stderr)
       assert.match(readFileSync(join(dir, 'benchmarks.md'), 'utf8'), /## Failover, side by side/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('--merge keeps the sections a run did not measure, each with the run that measured it', () => {
+    // An older file without per-section sources (a quick run of everything), and a full run of one section.
+    const old = results(1)
+    const fresh: Results = {
+      ...results(3),
+      quick: false,
+      command: 'npm run bench -- --sections stability --merge',
+      flags: ['--sections', 'stability', '--merge'],
+      startedAt: '2026-02-01T00:00:00.000Z',
+      durations: { stability: 2400 },
+      failover: [],
+      leaseIdle: [],
+      scale: [],
+      sim: [],
+      groups: [],
+      stability: [{ ...(old.stability[0] as Results['stability'][number]), seconds: 600 }],
+      notes: ['stability bully-tcp with hog: not measured (test)'],
+      sources: {
+        stability: {
+          command: 'npm run bench -- --sections stability --merge',
+          flags: ['--sections', 'stability', '--merge'],
+          quick: false,
+          startedAt: '2026-02-01T00:00:00.000Z',
+          loadavg: [0.5, 0.5, 0.5],
+          durationS: 2400,
+          notes: ['stability bully-tcp with hog: not measured (test)'],
+        },
+      },
+    }
+    delete fresh.timeline
+    const merged = mergeResults(old, fresh, ['stability'])
+    assert.deepEqual(merged.failover, old.failover, 'failover kept from the old file')
+    assert.deepEqual(merged.timeline, old.timeline)
+    assert.deepEqual(merged.scale, old.scale)
+    assert.equal(merged.stability[0]?.seconds, 600, 'stability from the new run')
+    assert.deepEqual(merged.durations, { failover: 10, sim: 1, stability: 2400 })
+    assert.equal(merged.sources?.failover?.command, 'npm run bench -- --quick')
+    assert.equal(merged.sources?.stability?.quick, false)
+    assert.equal(merged.quick, true, 'still quick while any section is')
+    assert.deepEqual(merged.notes, [
+      'lease store consul: could not start (test)',
+      'stability bully-tcp with hog: not measured (test)',
+    ])
+    // Merged again with the rest measured in full, nothing quick is left.
+    const rest: Results = {
+      ...results(2),
+      quick: false,
+      notes: [],
+      sources: Object.fromEntries(
+        (['failover', 'scale', 'sim', 'groups'] as const).map((s) => [
+          s,
+          { command: 'full', flags: [], quick: false, startedAt: 'x', loadavg: [1], durationS: 1, notes: [] },
+        ]),
+      ),
+    }
+    const all = mergeResults(merged, rest, ['failover', 'scale', 'sim', 'groups'])
+    assert.equal(all.quick, false)
+    assert.equal(all.stability[0]?.seconds, 600)
+    assert.deepEqual(all.notes, ['stability bully-tcp with hog: not measured (test)'])
+    const dir = mkdtempSync(join(tmpdir(), 'ballot-bench-'))
+    try {
+      writeReport(merged, dir)
+      const md = readFileSync(join(dir, 'benchmarks.md'), 'utf8')
+      assert.match(
+        md,
+        /Quick run \(`--quick`, a smoke profile\) for the sections failover, scale, sim, groups:/,
+      )
+      assert.match(
+        md,
+        /\| stability \| `npm run bench -- --sections stability --merge` \| 2026-02-01 00:00 \| 0\.5 \/ 0\.5 \/ 0\.5 \| 40 min \|/,
+      )
+      assert.match(md, /Reproduce: `npm run bench -- --sections stability`\n/, 'no --merge in the command')
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
