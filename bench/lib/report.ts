@@ -65,7 +65,10 @@ export function writeReport(r: Results, docsDir: string): string {
           'measured by': `\`${src?.command}\`${src?.quick ? ' (quick)' : ''}`,
           started: src?.startedAt.replace('T', ' ').slice(0, 16) ?? '',
           'load average at start': src?.loadavg.map((l) => l.toFixed(1)).join(' / ') ?? '',
-          took: `${Math.round((src?.durationS ?? 0) / 60)} min`,
+          took:
+            (src?.durationS ?? 0) < 120
+              ? `${src?.durationS ?? 0} s`
+              : `${Math.round((src?.durationS ?? 0) / 60)} min`,
         })),
       ),
       '',
