@@ -605,8 +605,12 @@ export class ConsulBackend implements LeaseBackend {
       try {
         const snap = await this.snapshot()
         if (this.closed) break
-        this.report(snap)
         backoff = 100
+        // Woken while reading (a join, leave or acquire of this candidate's): the reads may have been
+        // answered before that write, and a line without our fresh entry would make the candidate think
+        // it gone and join again. Read afresh instead of reporting it.
+        if (this.dirty) continue
+        this.report(snap)
         if (this.dirty) continue
         await this.step(snap, ctx)
       } catch (err) {
