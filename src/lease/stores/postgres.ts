@@ -150,6 +150,12 @@ export class PostgresBackend implements LeaseBackend {
   private chain: Promise<unknown> = Promise.resolve()
   private refreshing = false
   private refreshAgain = false
+  /**
+   * Joins, leaves and session closes begun so far. A read begun before one of them may be answered
+   * after it (the pool runs statements side by side): its line could lack a fresh entry, or hold one
+   * just left, and is read again rather than reported.
+   */
+  private ownWrites = 0
   private wakeTimer: NodeJS.Timeout | undefined
   private listenTimer: NodeJS.Timeout | undefined
   private listenFailures = 0
@@ -249,6 +255,7 @@ export class PostgresBackend implements LeaseBackend {
   async join(self: { id: string; address?: string; tags?: Record<string, string> }): Promise<LineEntry> {
     const session = this.session
     if (!session) throw new SessionLostError(STORE, 'no session is open')
+    this.ownWrites++
     const state = await this.run('join', this.sql.join, [
       this.election,
       session.id,
@@ -286,6 +293,7 @@ export class PostgresBackend implements LeaseBackend {
     this.joined = undefined
     this.holding = undefined
     if (!session) return
+    this.ownWrites++
     // The line after the leave is reported before the leave resolves: the driver then never takes the
     // next in line (not yet holding the lease) for the head.
     this.report(
@@ -306,6 +314,7 @@ export class PostgresBackend implements LeaseBackend {
     this.joined = undefined
     this.holding = undefined
     if (!session) return
+    this.ownWrites++
     this.report(
       await this.run('session close', this.sql.closeSession, [this.election, session.id, this.channel]),
     )
@@ -475,6 +484,7 @@ export class PostgresBackend implements LeaseBackend {
       return
     }
     this.refreshing = true
+    const writesBefore = this.ownWrites
     const session = this.session
     const inLine = !this.watchOnly && session !== undefined && this.me !== undefined
     const run = inLine
@@ -483,6 +493,10 @@ export class PostgresBackend implements LeaseBackend {
     run
       .then(
         (state) => {
+          if (this.ownWrites !== writesBefore) {
+            this.refreshAgain = true
+            return
+          }
           if (inLine && !state.alive && this.session?.id === session.id) {
             this.sessionGone(session.id)
             this.events?.sessionLost(
