@@ -59,17 +59,24 @@ export async function openPage(browser: Browser, url: string): Promise<WatchedPa
   }
 }
 
-/** Polls `probe` (every 20 ms) until it returns something other than undefined/false. */
+/**
+ * Polls `probe` (every 20 ms) until it returns something other than undefined/false. On time-out the
+ * error says what `state` (if given) shows then, so a failure tells what the page showed instead.
+ */
 export async function until<T>(
   what: string,
   probe: () => Promise<T | undefined | false>,
   timeoutMs = 30_000,
+  state?: () => Promise<string>,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const v = await probe()
     if (v !== undefined && v !== false) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    if (Date.now() > deadline) {
+      const shown = state ? `; the page shows ${await state().catch((e) => `(unreadable: ${e})`)}` : ''
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${shown}`)
+    }
     await new Promise((r) => setTimeout(r, 20))
   }
 }
@@ -92,6 +99,8 @@ export async function waitForLeaderCard(page: Page, opts: { not?: string; timeou
       return id !== undefined && id !== opts.not ? id : undefined
     },
     opts.timeoutMs,
+    async () =>
+      `roles ${JSON.stringify(await roles(page))}, headline ${JSON.stringify(await page.textContent('#headline'))}, notice ${JSON.stringify(await page.textContent('#notice'))}, cards ${JSON.stringify(await page.$$eval('[data-node-id]', (cards) => cards.map((c) => (c.textContent ?? '').replace(/\s+/g, ' ').trim())))}`,
   )
 }
 
