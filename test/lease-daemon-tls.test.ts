@@ -27,23 +27,29 @@ after(async () => {
 /** A line of the client key (base64 body): must appear in no output. */
 const keyText = () => ca.client.key.pem.trim().split('\n')[1] as string
 
+/** The flags of a client that proves itself with this run's CA's client certificate. */
+const clientTls = () => [
+  '--store-ca',
+  ca.ca.file,
+  '--store-cert',
+  ca.client.cert.file,
+  '--store-key',
+  ca.client.key.file,
+]
+
+function assertKeyNeverLogged(): void {
+  for (const p of cli.procs)
+    assert.ok(!JSON.stringify(p.logs).includes(keyText()), `${p.name} logged the key`)
+}
+
 test('ballot run|leader|watch --store etcd+https:// with a client certificate: the whole run scenario; the key never printed', async () => {
   const etcd = await EtcdServer.start({
     tls: { ca: ca.ca.file, cert: ca.server.cert.file, key: ca.server.key.file, clientCertAuth: true },
   })
   servers.push(etcd)
-  const tls = [
-    '--store-ca',
-    ca.ca.file,
-    '--store-cert',
-    ca.client.cert.file,
-    '--store-key',
-    ca.client.key.file,
-  ]
-  const store = ['--store', `etcd+https://${etcd.endpoint}`, '--election', 'tls-run', ...tls]
+  const store = ['--store', `etcd+https://${etcd.endpoint}`, '--election', 'tls-run', ...clientTls()]
   await cli.runScenario([...store, '--ttl', '2s'], store)
-  for (const p of cli.procs)
-    assert.ok(!JSON.stringify(p.logs).includes(keyText()), `${p.name} logged the key`)
+  assertKeyNeverLogged()
   // Without a client certificate etcd refuses the handshake: ballot leader says so in one line.
   await cli.oneLine(
     [
@@ -72,19 +78,10 @@ test('ballot run|leader|watch --store zookeeper+https:// with a client certifica
     tls: { ca: ca.ca.file, cert: ca.server.cert.file, key: ca.server.key.file, clientAuth: true },
   })
   servers.push(zk)
-  const tls = [
-    '--store-ca',
-    ca.ca.file,
-    '--store-cert',
-    ca.client.cert.file,
-    '--store-key',
-    ca.client.key.file,
-  ]
   const url = `zookeeper+https://${zk.secureConnectString}`
-  const store = ['--store', url, '--election', '/tls/run', ...tls]
+  const store = ['--store', url, '--election', '/tls/run', ...clientTls()]
   await cli.runScenario([...store, '--ttl', '2s'], store)
-  for (const p of cli.procs)
-    assert.ok(!JSON.stringify(p.logs).includes(keyText()), `${p.name} logged the key`)
+  assertKeyNeverLogged()
   // Without a client certificate ZooKeeper refuses the handshake: ballot leader says so in one line.
   await cli.oneLine(
     [

@@ -5,7 +5,6 @@
 // server, or has no certificate (or one from another CA) where one is asked for, fails start() in one
 // line; no key or certificate text is ever in a message.
 import assert from 'node:assert/strict'
-import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import type { LeaseBackend } from '../src/lease/backend.js'
 import { LeaseElection } from '../src/lease/candidate.js'
@@ -17,7 +16,7 @@ import { ZooKeeperBackend } from '../src/lease/stores/zookeeper.js'
 import { ConsulAgent } from './helpers/consul.js'
 import { EtcdServer } from './helpers/etcd-server.js'
 import { candidateOn, followerOn, type Recorded } from './helpers/lease.js'
-import { waitUntil } from './helpers/services.js'
+import { portOpen, waitUntil } from './helpers/services.js'
 import { TestCa } from './helpers/tls.js'
 import { ZooKeeperServer } from './helpers/zookeeper.js'
 
@@ -215,7 +214,7 @@ describe('lease over TLS: ZooKeeper secureClientPort', () => {
     await b.close()
     for (const l of locals) {
       const port = Number(l.split(':')[1])
-      await waitUntil(`the forwarder on ${l} to stop listening`, () => connectRefused(port), 10_000)
+      await waitUntil(`the forwarder on ${l} to stop listening`, async () => !(await portOpen(port)), 10_000)
     }
     assert.throws(
       () => backend(zk, '/x', { ca: ca.ca.pem, cert: ca.client.cert.pem }),
@@ -229,14 +228,3 @@ describe('lease over TLS: ZooKeeper secureClientPort', () => {
     )
   })
 })
-
-/** Whether a connection to the loopback port is refused (nothing listens there). */
-function connectRefused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => {
-      s.destroy()
-      resolve(false)
-    })
-    s.on('error', () => resolve(true))
-  })
-}

@@ -5,6 +5,7 @@ import net from 'node:net'
 import { after, describe, test } from 'node:test'
 import { BallotError, BullyElection, type Election, RaftElection, TransportError } from '../src/index.js'
 import { freePorts, waitFor } from './helpers/raft-cluster.js'
+import { portOpen } from './helpers/services.js'
 
 const running: Election[] = []
 const servers: net.Server[] = []
@@ -12,18 +13,6 @@ after(async () => {
   await Promise.all(running.map((e) => e.stop({ handover: false })))
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
 })
-
-/** Whether something accepts TCP connections on the port now. */
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port })
-    socket.once('connect', () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once('error', () => resolve(false))
-  })
-}
 
 async function occupy(port: number): Promise<net.Server> {
   const server = net.createServer((s) => s.destroy())
@@ -65,7 +54,7 @@ describe('start and stop', () => {
     )
     assert.equal(e.state(), 'stopped')
     assert.equal(e.isLeader(), false)
-    assert.equal(await accepts(port), false, 'nothing listens on the port')
+    assert.equal(await portOpen(port), false, 'nothing listens on the port')
     assert.equal(led, false)
     await assert.rejects(
       e.start(),
@@ -90,9 +79,9 @@ describe('start and stop', () => {
     await new Promise((r) => blocker.close(r))
     await e.start()
     await waitFor('the retried node to lead', () => e.isLeader())
-    assert.equal(await accepts(port), true, 'it listens now')
+    assert.equal(await portOpen(port), true, 'it listens now')
     await e.stop()
-    assert.equal(await accepts(port), false, 'and stops listening when stopped')
+    assert.equal(await portOpen(port), false, 'and stops listening when stopped')
   })
 
   test('bully: a start that failed on a taken port can be retried', async () => {
@@ -113,7 +102,7 @@ describe('start and stop', () => {
     const [port] = (await freePorts(1)) as [number]
     const e = solo(port)
     await Promise.all([e.start(), e.start()])
-    assert.equal(await accepts(port), true)
+    assert.equal(await portOpen(port), true)
     await waitFor('the node to lead', () => e.isLeader())
   })
 })

@@ -11,7 +11,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
-import { freePorts, OwnedProcess, removeTempDir, service, tempDir, waitUntil } from './services.js'
+import { freePorts, OwnedProcess, portOpen, removeTempDir, service, tempDir, waitUntil } from './services.js'
 
 /** Sends a four-letter word and returns the whole answer ('' when the server cannot be reached). */
 export function fourLetter(port: number, word: string): Promise<string> {
@@ -24,17 +24,6 @@ export function fourLetter(port: number, word: string): Promise<string> {
     })
     s.on('close', () => resolve(out))
     s.on('error', () => resolve(''))
-  })
-}
-
-/** Whether a TCP connection to the port opens (the TLS port binds after the plain one answers). */
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => {
-      s.destroy()
-      resolve(true)
-    })
-    s.on('error', () => resolve(false))
   })
 }
 
@@ -163,7 +152,7 @@ export class ZooKeeperServer {
         return (
           (await fourLetter(this.port, 'ruok')) === 'imok' &&
           /Mode: /.test(await fourLetter(this.port, 'srvr')) &&
-          (!this.tls || (await accepts(this.securePort)))
+          (!this.tls || (await portOpen(this.securePort)))
         )
       },
       30_000,
