@@ -286,9 +286,19 @@ export class LeaseMachine {
     )
   }
 
-  private isHead(): boolean {
+  /**
+   * The line's head, if it holds the lock. An entry with token 0 holds nothing: lock-based stores
+   * (Consul, Redis, PostgreSQL) list waiting candidates so, and once this candidate's own entry left the
+   * line (leftLine) the next waiter can come first until the store reports who took the lock. Nobody
+   * leads until then.
+   */
+  private head(): LineEntry | undefined {
     const first = this.line[0]
-    return this.self !== undefined && first !== undefined && first.token > 0n && first.key === this.self.key
+    return first && first.token > 0n ? first : undefined
+  }
+
+  private isHead(): boolean {
+    return this.self !== undefined && this.head()?.key === this.self.key
   }
 
   /** Rule 1: a confirmed request sent at `sentAt` proves the session until validUntil. */
@@ -327,11 +337,7 @@ export class LeaseMachine {
 
   /** Rules 2 and 4: starts, keeps or ends this candidate's leadership, and picks the leader to report. */
   private updateLeadership(now: number): void {
-    // An entry with token 0 holds nothing: lock-based stores (Consul, Redis, PostgreSQL) list waiting
-    // candidates so, and once this candidate's own entry left the line (leftLine) the next waiter can
-    // come first until the store reports who took the lock. Nobody leads until then.
-    const first = this.line[0]
-    const head = first && first.token > 0n ? first : undefined
+    const head = this.head()
     if (this.leadingToken !== undefined && !this.leadingAt(now)) {
       // Interrupted or over: never resumed on this token. Still at the head with it? Go to the back.
       if (!this.stopping && this.isHead() && head?.token === this.leadingToken) this.rejoin = true
