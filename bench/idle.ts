@@ -80,43 +80,43 @@ try {
     stdio: 'ignore',
   })
   const floorPid = floor.pid as number
+  /** What the window is measured by: each process's CPU time and wake-ups so far. */
+  const counters = (pid: number) => ({ cpu: cpuMs(pid), wakes: wakeUps(pid) })
+  /** A process's use over the window, per second (CPU as ms and as a percentage of one core). */
+  const usage = (pid: number, from: ReturnType<typeof counters>, elapsedS: number) => {
+    const to = counters(pid)
+    const msPerS = (to.cpu - from.cpu) / elapsedS
+    return {
+      cpuMsPerS: Math.round(msPerS * 100) / 100,
+      cpuPercent: Math.round(msPerS * 10) / 100,
+      rssMb: Math.round(rssMb(pid) * 10) / 10,
+      wakeUpsPerS: Math.round((to.wakes - from.wakes) / elapsedS),
+    }
+  }
   const sentBefore = await sent()
-  const floorBefore = { cpu: cpuMs(floorPid), wakes: wakeUps(floorPid) }
-  const before = procs.map((p) => cpuMs(p.pid))
-  const wakesBefore = procs.map((p) => wakeUps(p.pid))
+  const floorBefore = counters(floorPid)
+  const before = procs.map((p) => counters(p.pid))
   const t0 = performance.now()
   await new Promise((r) => setTimeout(r, seconds * 1000))
   const elapsedS = (performance.now() - t0) / 1000
-  const after = procs.map((p) => cpuMs(p.pid))
-  const wakesAfter = procs.map((p) => wakeUps(p.pid))
-  const floorAfter = { cpu: cpuMs(floorPid), wakes: wakeUps(floorPid), rss: rssMb(floorPid) }
-  floor.kill('SIGKILL')
-  const rss = procs.map((p) => rssMb(p.pid))
-  const sentAfter = await sent()
-  const still = await c.agreed()
-  const rows = procs.map((p, i) => {
-    const msPerS = ((after[i] as number) - (before[i] as number)) / elapsedS
-    return {
-      node: p.name,
-      role: p.name === lead.id ? 'leader' : 'follower',
-      cpuMsPerS: Math.round(msPerS * 100) / 100,
-      cpuPercent: Math.round(msPerS * 10) / 100,
-      rssMb: Math.round((rss[i] as number) * 10) / 10,
-      wakeUpsPerS: Math.round(((wakesAfter[i] as number) - (wakesBefore[i] as number)) / elapsedS),
-      msgsSentPerS: Math.round(((sentAfter[i] as number) - (sentBefore[i] as number)) / elapsedS),
-    }
-  })
-  const mean = (k: 'cpuMsPerS' | 'rssMb' | 'wakeUpsPerS') =>
-    Math.round((rows.reduce((a, r) => a + r[k], 0) / rows.length) * 100) / 100
+  const used = procs.map((p, i) => usage(p.pid, before[i] as ReturnType<typeof counters>, elapsedS))
   const floorRow = {
     node: 'floor',
     role: 'node, a 100 ms timer',
-    cpuMsPerS: Math.round(((floorAfter.cpu - floorBefore.cpu) / elapsedS) * 100) / 100,
-    cpuPercent: Math.round(((floorAfter.cpu - floorBefore.cpu) / elapsedS) * 10) / 100,
-    rssMb: Math.round(floorAfter.rss * 10) / 10,
-    wakeUpsPerS: Math.round((floorAfter.wakes - floorBefore.wakes) / elapsedS),
+    ...usage(floorPid, floorBefore, elapsedS),
     msgsSentPerS: 0,
   }
+  floor.kill('SIGKILL')
+  const sentAfter = await sent()
+  const still = await c.agreed()
+  const rows = procs.map((p, i) => ({
+    node: p.name,
+    role: p.name === lead.id ? 'leader' : 'follower',
+    ...(used[i] as ReturnType<typeof usage>),
+    msgsSentPerS: Math.round(((sentAfter[i] as number) - (sentBefore[i] as number)) / elapsedS),
+  }))
+  const mean = (k: 'cpuMsPerS' | 'rssMb' | 'wakeUpsPerS') =>
+    Math.round((rows.reduce((a, r) => a + r[k], 0) / rows.length) * 100) / 100
   console.log(table([...rows, floorRow]))
   console.log(
     JSON.stringify({
