@@ -331,6 +331,8 @@ function redisUnderTest(redis: RedisServer): RedisUnderTest {
       ]
     },
     kill: () => redis.stop('SIGKILL'),
+    // A persistent server saves at SIGTERM: the sessions come back.
+    shutDown: () => redis.stop('SIGTERM'),
     restart: () => redis.start(),
     // DEBUG SLEEP, longer than the TTL (2 s): the server itself stops answering, as a stall would (SIGSTOP
     // would too, but this is what an operator's DEBUG SLEEP or a long fork looks like to clients).

@@ -35,6 +35,21 @@ export class Recorded<E extends LeaseElection | LeaseFollower> {
     }
     return out
   }
+  /**
+   * What this candidate knows, in one line for a failed wait: its role, session, line and leader as the
+   * machine sees them, and its last few errors.
+   */
+  describe(): string {
+    if (!(this.e instanceof LeaseElection)) return `follower: leader ${this.e.leader()?.id ?? 'none'}`
+    const v = this.e.view()
+    const entry = (x: { id: string; token: bigint } | undefined) => (x ? `${x.id}@${x.token}` : 'none')
+    const errors = this.errors.slice(-3).map((e) => `${e.code ?? '?'}: ${e.message}`)
+    return (
+      `${v.id} ${v.role} leader=${entry(v.leader)} self=${entry(v.self)} ` +
+      `line=[${v.line.map(entry).join(' ')}] session=${v.session?.id ?? 'none'} ` +
+      `suspended=${v.suspended} failures=${v.failures} errors=${JSON.stringify(errors)}`
+    )
+  }
   /** Leaderships this candidate took, in order (id@token). */
   own(): string[] {
     return this.seen

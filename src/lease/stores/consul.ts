@@ -214,6 +214,12 @@ export class ConsulBackend implements LeaseBackend {
       }
     | undefined
   private holding: { session: string; token: bigint } | undefined
+  /**
+   * A leave not yet done: the entry it deletes and the lock it releases. A leave that failed is retried by
+   * the driver and must still know them, or the entry would stay in the line (at its old place, or holding
+   * the lock) under a live session. Kept apart from `me` so the watch loop never acquires for it.
+   */
+  private leaving: { me: NonNullable<ConsulBackend['me']>; held: ConsulBackend['holding'] } | undefined
   private fault: StoreError | undefined
   private doubt = false
   private closed = false
@@ -388,13 +394,17 @@ export class ConsulBackend implements LeaseBackend {
    */
   async leave(): Promise<void> {
     const client = this.ready()
-    const me = this.me
-    const held = this.holding
+    if (this.me) this.leaving = { me: this.me, held: this.holding }
     this.me = undefined
     this.holding = undefined
     this.wake()
-    if (!me) return
-    if (held && held.session === me.session) await this.releaseHeld(client, me, held.token)
+    const leaving = this.leaving
+    if (!leaving) return
+    const { me, held } = leaving
+    if (held && held.session === me.session) {
+      await this.releaseHeld(client, me, held.token)
+      leaving.held = undefined
+    }
     await this.request('leave', () =>
       client.kv.del({
         key: me.key,
@@ -402,6 +412,7 @@ export class ConsulBackend implements LeaseBackend {
         timeout: this.requestTimeoutMs,
       }),
     )
+    if (this.leaving === leaving) this.leaving = undefined
     this.wake()
   }
 

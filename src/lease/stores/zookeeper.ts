@@ -326,15 +326,19 @@ export class ZooKeeperBackend implements LeaseBackend {
    * Deletes this join's nodes only: every join makes a latch node of its own (a fresh `_c_<uuid>` and a
    * sequence the server never hands out twice), so a leave that lands late (after the candidate joined
    * again) or is retried cannot remove a later join's node, as a shared key could on etcd and Consul.
+   * The join is forgotten only once its nodes are gone (or its session is): a leave that failed, say
+   * while disconnected, is retried by the driver and must then still know what to delete, or the node
+   * would stay in the line, held by a live session, and block every election from its head.
    */
   async leave(): Promise<void> {
     const me = this.me
     if (!me) return
-    this.me = undefined
     if (me.conn === this.conn && !me.conn.expired) {
       await this.removeQuietly(me.conn, `${this.path}/${me.name}`)
       await this.removeQuietly(me.conn, `${this.metaPath}/${me.guid}`)
     }
+    // A retry of this leave may have finished first, and the candidate joined again since.
+    if (this.me === me) this.me = undefined
     this.dirty = true
     await this.refresh()
   }
