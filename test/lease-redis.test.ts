@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs'
 import { describe, test } from 'node:test'
 import { LeaseElection } from '../src/lease/candidate.js'
 import { RedisBackend, type RedisBackendOptions, redisKeys } from '../src/lease/stores/redis.js'
-import { ClaimChecker, candidateOn } from './helpers/lease.js'
+import { ClaimChecker, candidateOn, startInLine } from './helpers/lease.js'
 import { leaseScenarios } from './helpers/lease-scenarios.js'
 import { redisStore } from './helpers/lease-stores.js'
 import { BlackholeProxy, RedisSentinelGroup, RedisServer } from './helpers/redis.js'
@@ -47,7 +47,7 @@ describe('lease on Redis: its own', () => {
     const cs = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((id) =>
       candidate(election, id, undefined, {}, 30_000),
     )
-    for (const c of cs) await c.e.start()
+    await startInLine(cs)
     const from = await waitUntil('a leads', () => cs.find((c) => c.e.isLeader()))
     await waitUntil('all name a', () => cs.every((c) => c.e.leader()?.id === 'a'))
     const scripts = () => {
@@ -234,7 +234,7 @@ describe('lease on Redis: TLS and Sentinel', () => {
     const cs = ['a', 'b'].map((id) =>
       candidate(election, id, secure, { host: `localhost:${secure.port}`, tls: { ca } }),
     )
-    for (const c of cs) await c.e.start()
+    await startInLine(cs)
     await waitUntil('a leads', () => cs[0]?.e.isLeader())
     await cs[0]?.e.resign()
     await waitUntil('b leads', () => cs[1]?.e.isLeader())
@@ -264,7 +264,7 @@ describe('lease on Redis: TLS and Sentinel', () => {
       return r
     }
     const cs = [mk('a'), mk('b')]
-    for (const c of cs) await c.e.start()
+    await startInLine(cs)
     await waitUntil('a leads', () => cs[0]?.e.isLeader())
     const t0 = performance.now()
     await group.master.stop('SIGKILL')

@@ -16,7 +16,7 @@ import type { LeaseBackend } from '../../src/lease/backend.js'
 import { LeaseElection, type LeaseElectionOptions } from '../../src/lease/candidate.js'
 import { LeaseFollower } from '../../src/lease/follower.js'
 import { resolveLeaseTiming, validityMs } from '../../src/lease/options.js'
-import { ClaimChecker, candidateOn, followerOn, type Recorded, taken } from './lease.js'
+import { ClaimChecker, candidateOn, followerOn, type Recorded, startInLine, taken } from './lease.js'
 import { fiveProcesses } from './lease-procs.js'
 import type { RaftProcess } from './raft-cluster.js'
 import { freePorts, sleep, waitUntil } from './services.js'
@@ -177,7 +177,7 @@ export function leaseScenarios<S extends StoreServer>(store: LeaseStore<S>): Sce
     test('one leader among three; the others name it and list the line in order; the TTL granted as asked', async () => {
       const election = store.election()
       const cs = ['a', 'b', 'c'].map((id) => candidate(election, id))
-      for (const c of cs) await c.e.start()
+      await startInLine(cs)
       const leader = await waitUntil('a leader', () => cs.find((c) => c.e.isLeader()))
       assert.equal(leader.e.id, 'a', 'the first to join leads')
       await waitUntil('all name a', () => cs.every((c) => c.e.leader()?.id === 'a'))
@@ -326,7 +326,7 @@ export function leaseScenarios<S extends StoreServer>(store: LeaseStore<S>): Sce
     test('stop leaves nothing behind, of the leader or of one in line: entries, metadata and sessions are gone', async () => {
       const election = store.election()
       const cs = ['a', 'b'].map((id) => candidate(election, id))
-      for (const c of cs) await c.e.start()
+      await startInLine(cs)
       await waitUntil('a leads, b in line', () =>
         cs.every((c) => c.e.leader()?.id === 'a' && c.e.clusterState().members.length === 2),
       )
@@ -469,10 +469,15 @@ export function leaseScenarios<S extends StoreServer>(store: LeaseStore<S>): Sce
         candidateOn(own.backend(election, TTL), id, { timing: { ttlMs: TTL } }),
       )
       try {
+        // Every wait here that times out says what each candidate knows.
+        const waitOrSay = <T>(...args: Parameters<typeof waitUntil<T>>) =>
+          waitUntil(...args).catch((err: Error) => {
+            throw new Error(`${err.message}; ${cs.map((c) => c.describe()).join('; ')}`)
+          })
         const checker = new ClaimChecker(cs.map((c) => c.e))
         for (const c of cs) await c.e.start()
         const validity = validityMs(resolveLeaseTiming({ ttlMs: TTL }), TTL)
-        const leader = await waitUntil('a leader', () => cs.find((c) => c.e.isLeader()))
+        const leader = await waitOrSay('a leader', () => cs.find((c) => c.e.isLeader()))
         const before = leader.e.leader()?.token as bigint
         // Nobody may claim leadership later than `validity` after the store went away (a keep-alive sent
         // before then proves nothing past it): checked at every look, on the machine's own clock.
@@ -483,24 +488,22 @@ export function leaseScenarios<S extends StoreServer>(store: LeaseStore<S>): Sce
             return cs.every((c) => !c.e.isLeader()) && { late }
           }
         }
-        // A leader with a newer token than `above`; a timeout says what each candidate knows.
+        // A leader with a newer token than `above`.
         const newLeader = (what: string, above: bigint) =>
-          waitUntil(
+          waitOrSay(
             what,
             () => cs.find((c) => c.e.isLeader() && (c.e.leader()?.token ?? 0n) > above),
             store.recoveryMs,
-          ).catch((err: Error) => {
-            throw new Error(`${err.message}; ${cs.map((c) => c.describe()).join('; ')}`)
-          })
+          )
         const t0 = performance.now()
         await own.kill()
-        assert.equal((await waitUntil('nobody to lead', claimedLate(t0), 30_000, 5)).late, false)
+        assert.equal((await waitOrSay('nobody to lead', claimedLate(t0), 30_000, 5)).late, false)
         const lost = performance.now() - t0
-        await waitUntil('every candidate to report the store unavailable', () =>
+        await waitOrSay('every candidate to report the store unavailable', () =>
           cs.every((c) => c.errors.some((e) => e.code === 'STORE_UNAVAILABLE')),
         )
         if (store.retriesBeforeRestart)
-          await waitUntil('a few retries', () => cs.every((c) => c.e.view().failures >= 2))
+          await waitOrSay('a few retries', () => cs.every((c) => c.e.view().failures >= 2))
         await own.restart()
         const next = await newLeader('a leader after the restart', before)
         t.diagnostic(
@@ -512,15 +515,15 @@ export function leaseScenarios<S extends StoreServer>(store: LeaseStore<S>): Sce
         own.freeze()
         try {
           assert.equal(
-            (await waitUntil('nobody to lead while frozen', claimedLate(t1), 30_000, 5)).late,
+            (await waitOrSay('nobody to lead while frozen', claimedLate(t1), 30_000, 5)).late,
             false,
           )
-          await waitUntil('the frozen store reported', () =>
+          await waitOrSay('the frozen store reported', () =>
             cs.some((c) => c.errors.some((e) => e.code === 'STORE_UNAVAILABLE' && e.t > t1)),
           )
           const hold = store.holdFrozenMs
           if (hold) {
-            await waitUntil(
+            await waitOrSay(
               'the store frozen long enough',
               () => performance.now() > t1 + hold,
               hold + 10_000,

@@ -8,6 +8,7 @@ import type { LeaseBackend } from '../../src/lease/backend.js'
 import { LeaseElection, type LeaseElectionOptions } from '../../src/lease/candidate.js'
 import { LeaseFollower } from '../../src/lease/follower.js'
 import { EtcdBackend } from '../../src/lease/stores/etcd.js'
+import { waitUntil } from './services.js'
 
 export interface Seen {
   t: number
@@ -74,6 +75,17 @@ export function candidateOn(
       ...extra,
     }),
   )
+}
+
+/**
+ * Starts the candidates one by one, each once the one before is in the line: start() may resolve before
+ * the join lands, so starting them back to back does not fix the order of the line.
+ */
+export async function startInLine(cs: Array<Recorded<LeaseElection>>): Promise<void> {
+  for (const c of cs) {
+    await c.e.start()
+    await waitUntil(`${c.e.id} in line`, () => c.e.view().self)
+  }
 }
 
 export function followerOn(backend: LeaseBackend): Recorded<LeaseFollower> {
