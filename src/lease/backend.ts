@@ -40,6 +40,17 @@ export interface LineEntry {
   tags?: Record<string, string>
 }
 
+/**
+ * The line's head if it holds the lock, else undefined: an entry with token 0 holds nothing (a waiting
+ * candidate of a lock-based store, listed first while the lock is free) and nobody leads on it. The one
+ * rule by which a candidate's machine, a follower and `clusterState()` pick the leader from a line
+ * (sorted head first).
+ */
+export function lineHead(line: readonly LineEntry[]): LineEntry | undefined {
+  const first = line[0]
+  return first && first.token > 0n ? first : undefined
+}
+
 /** What a backend tells the driver as it happens. All callbacks run on the driver's event loop. */
 export interface BackendEvents {
   /**

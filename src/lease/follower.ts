@@ -10,7 +10,7 @@ import { checkOptions, type KnownKeys } from '../runtime/check-options.js'
 import { type Clock, realClock } from '../runtime/clock.js'
 import { ElectionBase } from '../runtime/election-base.js'
 import { TransportStats, type TransportStatsSnapshot } from '../transport/transport.js'
-import type { BackendEvents, LeaseBackend, LineEntry } from './backend.js'
+import { type BackendEvents, type LeaseBackend, type LineEntry, lineHead } from './backend.js'
 import { closeBackend, connectBackend } from './connect.js'
 import { lineMembers } from './line-members.js'
 
@@ -143,7 +143,7 @@ export class LeaseFollower extends ElectionBase {
   }
 
   private emitView(): void {
-    const head = this.line[0]
+    const head = lineHead(this.line)
     let leader: LeaderInfo | undefined
     if (head) {
       if (this.current && this.current.id === head.id && this.current.token === head.token) {

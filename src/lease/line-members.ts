@@ -3,22 +3,28 @@
  * head leads (or, for a candidate, is still only a candidate until it may act), the rest follow.
  */
 import type { MemberState } from '../election.js'
-import type { LineEntry } from './backend.js'
+import { type LineEntry, lineHead } from './backend.js'
 
 /**
  * The members of `line` (head first). `leaderKey`: the key of the head once it is accepted as leader
- * (absent: the head is shown as leader); `selfKey`: this candidate's own entry, if any.
+ * (absent: the head is shown as leader if it holds the lock, see lineHead); `selfKey`: this candidate's
+ * own entry, if any.
  */
 export function lineMembers(
   line: readonly LineEntry[],
   opts: { leaderKey?: string | undefined; selfKey?: string | undefined; headLeads?: boolean } = {},
 ): MemberState[] {
+  const head = lineHead(line)
   return line.map((e, i) => ({
     id: e.id,
     address: e.address,
     kind: 'voter',
     role:
-      i === 0 ? (opts.headLeads !== false || opts.leaderKey === e.key ? 'leader' : 'candidate') : 'follower',
+      i > 0
+        ? 'follower'
+        : e === head && (opts.headLeads !== false || opts.leaderKey === e.key)
+          ? 'leader'
+          : 'candidate',
     term: e.token,
     tags: e.tags ?? {},
     reachable: true,

@@ -27,7 +27,7 @@
 import type { Role } from '../election.js'
 import { StoreUnavailableError, TokenNotNewerError } from '../errors.js'
 import type { Random } from '../protocol/machine.js'
-import type { BackendSession, LineEntry } from './backend.js'
+import { type BackendSession, type LineEntry, lineHead } from './backend.js'
 import { keepAliveIntervalMs, type LeaseTiming, validityMs } from './options.js'
 
 /** A store request the machine wants sent; its result comes back as an input with the same `seq`. */
@@ -293,8 +293,7 @@ export class LeaseMachine {
    * leads until then.
    */
   private head(): LineEntry | undefined {
-    const first = this.line[0]
-    return first && first.token > 0n ? first : undefined
+    return lineHead(this.line)
   }
 
   private isHead(): boolean {
