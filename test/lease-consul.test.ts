@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test'
 import { LeaseElection } from '../src/lease/candidate.js'
 import { ConsulBackend, type ConsulBackendOptions } from '../src/lease/stores/consul.js'
 import { ConsulAgent } from './helpers/consul.js'
-import { candidateOn, startInLine } from './helpers/lease.js'
+import { candidateOn } from './helpers/lease.js'
 import { leaseScenarios } from './helpers/lease-scenarios.js'
 import { CONSUL_TEST_LOCK_DELAY_MS, consulStore } from './helpers/lease-stores.js'
 import { type OwnedProcess, removeTempDir, sleep, tempDir, waitUntil } from './helpers/services.js'
@@ -70,32 +70,6 @@ describe('lease on Consul: ACL tokens', () => {
       await e.stop()
     }
     await good.e.stop()
-  })
-})
-
-describe('lease on Consul: the line between two leaders', () => {
-  test("while the lock is free (the lock-delay after the leader's session was destroyed), a follower still lists the candidates waiting", async () => {
-    const p = prefix()
-    // The lock-delay is the session's: the leader's, long enough to look at the line while it runs.
-    const a = candidate(p, 'a', { lockDelayMs: 5000 })
-    await a.e.start()
-    await waitUntil('a leads', () => a.e.isLeader())
-    const b = candidate(p, 'b')
-    const c = candidate(p, 'c')
-    const f = s.follower(p)
-    await startInLine([b, c])
-    await f.e.start()
-    await waitUntil('the follower lists a, b and c', () => f.e.clusterState().members.length === 3)
-    const session = a.e.view().session?.id as string
-    const r = await s.server.agent.http('PUT', `/v1/session/destroy/${session}`)
-    assert.equal(r.status, 200, r.text)
-    await waitUntil('nobody leads, and the follower still lists b and c', () => {
-      const ids = f.e.clusterState().members.map((m) => m.id)
-      return f.e.leader() === undefined && ids.includes('b') && ids.includes('c')
-    })
-    await waitUntil('b leads once the lock-delay is over', () => b.e.isLeader())
-    assert.ok(!c.e.isLeader())
-    await waitUntil('the follower names b', () => f.e.leader()?.id === 'b')
   })
 })
 

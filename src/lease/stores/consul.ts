@@ -715,15 +715,13 @@ export class ConsulBackend implements LeaseBackend {
       if (ballot?.address !== undefined) head.address = ballot.address
       if (ballot?.tags !== undefined) head.tags = ballot.tags
       entries.push(head)
-    }
-    // The waiting candidates (token 0: they hold nothing), in the order they joined. Listed while the lock
-    // is free too, so that the line a follower shows does not empty between two leaders.
-    for (const e of snap.line) {
-      if (e.Session === holderSession) continue
-      const w: LineEntry = { id: e.id, key: e.Key, order: e.CreateIndex, token: 0n }
-      if (e.address !== undefined) w.address = e.address
-      if (e.tags !== undefined) w.tags = e.tags
-      entries.push(w)
+      for (const e of snap.line) {
+        if (e.Session === holderSession) continue
+        const w: LineEntry = { id: e.id, key: e.Key, order: e.CreateIndex, token: 0n }
+        if (e.address !== undefined) w.address = e.address
+        if (e.tags !== undefined) w.tags = e.tags
+        entries.push(w)
+      }
     }
     const text = JSON.stringify(entries, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))
     if (text !== this.lastLine) {
