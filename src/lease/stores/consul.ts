@@ -404,13 +404,6 @@ export class ConsulBackend implements LeaseBackend {
     if (held && held.session === me.session) {
       await this.releaseHeld(client, me, held.token)
       leaving.held = undefined
-    } else if (this.leaving === leaving) {
-      // The lock may be ours unknown to this driver (an acquire whose answer was lost): release it if so,
-      // at the index read, so that a later acquire is left alone.
-      const raw = (await this.request('read lock', () =>
-        client.kv.get({ key: this.lockKey, consistent: true, timeout: this.requestTimeoutMs }),
-      )) as RawKv | undefined
-      if (raw?.Session === me.session) await this.releaseHeld(client, me, BigInt(raw.ModifyIndex))
     }
     await this.request('leave', () =>
       client.kv.del({
