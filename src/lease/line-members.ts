@@ -15,16 +15,12 @@ export function lineMembers(
   opts: { leaderKey?: string | undefined; selfKey?: string | undefined; headLeads?: boolean } = {},
 ): MemberState[] {
   const head = lineHead(line)
+  const leads = head !== undefined && (opts.headLeads !== false || opts.leaderKey === head.key)
   return line.map((e, i) => ({
     id: e.id,
     address: e.address,
     kind: 'voter',
-    role:
-      i > 0
-        ? 'follower'
-        : e === head && (opts.headLeads !== false || opts.leaderKey === e.key)
-          ? 'leader'
-          : 'candidate',
+    role: i > 0 ? 'follower' : leads && e === head ? 'leader' : 'candidate',
     term: e.token,
     tags: e.tags ?? {},
     reachable: true,

@@ -380,6 +380,35 @@ export function leaseScenarios<S extends StoreServer>(store: LeaseStore<S>): Sce
     })
   })
 
+  /**
+   * What a user sees once a candidate left: another candidate, `b`, leads while the session that left
+   * lives on (kept alive here as a candidate would), not only once it expires.
+   */
+  const othersLeadBeside = async (own: S, election: string, left: LeaseBackend, context: string) => {
+    const b = candidateOn(own.backend(election, TTL), 'b', { timing: { ttlMs: TTL } })
+    let lost: string | undefined
+    const pump = setInterval(() => {
+      left.keepAlive().catch((err: Error) => {
+        lost ??= err.message
+      })
+    }, TTL / 4)
+    try {
+      await b.e.start()
+      await waitUntil(
+        'b to lead while the session that left lives on',
+        () => b.e.isLeader(),
+        store.recoveryMs,
+      ).catch((err: Error) => {
+        throw new Error(`${context}: ${err.message}; ${b.describe()}`)
+      })
+    } finally {
+      clearInterval(pump)
+      await b.e.stop()
+    }
+    // Else b may have led only because that session ended.
+    assert.equal(lost, undefined, 'the session that left was kept alive throughout')
+  }
+
   describe(`lease on ${store.name}: the store fails under a leader`, () => {
     test('a leave that fails while the store is down is retried once it is back, and nothing of it stays in the line', async (t) => {
       // The machine retries a failed leave before it joins again. A driver that forgot its entry on the
@@ -421,30 +450,7 @@ export function leaseScenarios<S extends StoreServer>(store: LeaseStore<S>): Sce
               },
             )
             if (alive) {
-              // What a user sees: another candidate leads while this session lives on (kept alive
-              // here as a candidate would), not only once it expires.
-              const b = candidateOn(own.backend(election, TTL), 'b', { timing: { ttlMs: TTL } })
-              let lost: string | undefined
-              const pump = setInterval(() => {
-                backend.keepAlive().catch((err: Error) => {
-                  lost ??= err.message
-                })
-              }, TTL / 4)
-              try {
-                await b.e.start()
-                await waitUntil(
-                  'b to lead while the session that left lives on',
-                  () => b.e.isLeader(),
-                  store.recoveryMs,
-                ).catch((err: Error) => {
-                  throw new Error(`the first leave ${first}: ${err.message}; ${b.describe()}`)
-                })
-              } finally {
-                clearInterval(pump)
-                await b.e.stop()
-              }
-              // Else b may have led only because that session ended.
-              assert.equal(lost, undefined, 'the session that left was kept alive throughout')
+              await othersLeadBeside(own, election, backend, `the first leave ${first}`)
               t.diagnostic(`the first leave ${first}`)
               return
             }
