@@ -737,6 +737,19 @@ export class ConsulBackend implements LeaseBackend {
     const session = this.session
     const holder = snap.lock?.Session
     if (this.holding && holder !== this.holding.session) this.holding = undefined
+    if (!me && session && holder === session.id && !this.fault) {
+      // Our session holds the lock, but this candidate is not in line: an acquire that reached Consul
+      // after the leave (its answer lost, or late). Nobody else could lead while the session lives, so
+      // release it, at the index just read: a later join's acquire changes that index and is left alone.
+      // (`me` is set by a join before this loop may acquire for it, so no join of ours holds this lock.)
+      this.holding = undefined
+      await this.releaseHeld(
+        client,
+        { id: decodeValue(snap.lock!.Value), session: session.id },
+        snap.lock!.ModifyIndex,
+      )
+      return
+    }
     if (!me || !session || me.session !== session.id || this.fault) {
       // Watching only: the lock and the whole line.
       await this.blockAny(ctx, [
