@@ -38,6 +38,7 @@ const HELP = `npm run bench -- [options]
   --scale-runs N          scale: kill -9 and hand-over runs per size (default 10; quick 2)
   --scale-drivers LIST    scale: raft,bully-tcp,bully-multicast (default all three)
   --rest-s S              scale and groups: seconds at rest measured (default 30; quick 5)
+  --settle-s S            scale: seconds after the first agreement before the rest window (default 10; quick 1)
   --sim-voters LIST       sim: voter counts (default 3,5,7,9,15,25,51,101)
   --sim-runs N            sim: seeded runs per count (default 200; quick 10)
   --groups-raft LIST      groups: raft groups per process, grown until one fails (default 1,10,50,100,200,500)
@@ -68,6 +69,7 @@ const { values: a } = parseArgs({
     'scale-runs': { type: 'string' },
     'scale-drivers': { type: 'string', default: 'raft,bully-tcp,bully-multicast' },
     'rest-s': { type: 'string' },
+    'settle-s': { type: 'string' },
     'sim-voters': { type: 'string', default: '3,5,7,9,15,25,51,101' },
     'sim-runs': { type: 'string' },
     'groups-raft': { type: 'string' },
@@ -129,6 +131,7 @@ const settings = {
   scaleRuns: num('scale-runs', a['scale-runs'], q ? 2 : 10),
   scaleDrivers: a['scale-drivers'].split(',').filter(Boolean) as ScaleDriver[],
   restS: num('rest-s', a['rest-s'], q ? 5 : 30),
+  settleS: num('settle-s', a['settle-s'], q ? 1 : 10),
   simVoters: list('sim-voters', a['sim-voters'], []),
   simRuns: num('sim-runs', a['sim-runs'], q ? 10 : 200),
   groupsRaft: list('groups-raft', a['groups-raft'], q ? [1, 10, 50] : [1, 10, 50, 100, 200, 500]),
@@ -269,7 +272,13 @@ async function scaleSection() {
   for (const driver of settings.scaleDrivers)
     for (const size of settings.sizes)
       await part(`scale ${driver} ${size} nodes`, async () => {
-        const row = await scaleOne({ driver, size, runs: settings.scaleRuns, restS: settings.restS })
+        const row = await scaleOne({
+          driver,
+          size,
+          runs: settings.scaleRuns,
+          restS: settings.restS,
+          settleS: settings.settleS,
+        })
         results.scale.push({ ...row, crash: round(row.crash), handover: round(row.handover) })
         log(`scale ${driver} ${size}: ${row.messagesPerSecond} msgs/s, ${row.cpuPercentPerNode} %CPU/node`)
       })

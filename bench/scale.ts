@@ -84,6 +84,8 @@ export async function scaleOne(o: {
   size: number
   runs: number
   restS: number
+  /** Seconds from the first agreement to the start of the rest window (start-up work, first GCs). Default 1. */
+  settleS?: number
 }): Promise<ScaleRow> {
   const r =
     o.driver === 'raft'
@@ -101,7 +103,9 @@ export async function scaleOne(o: {
       ...r.procs().map((p) => p.events.find((e) => e.ev === 'ready' || e.ev === 'started')?.t as number),
     )
     const agreed = await r.firstAgreement()
-    await sleep(1000) // let start-up traffic (hellos, catch-up) pass
+    // Let start-up pass (hellos, catch-up, lazy compilation, the first full collections): the rest window
+    // is the node as it runs for hours, not its first seconds.
+    await sleep((o.settleS ?? 1) * 1000)
     const procs = r.procs()
     const before = await Promise.all(procs.map((p) => p.state()))
     const cpu = cpuWindow(procs.map((p) => p.pid))

@@ -170,7 +170,7 @@ export function writeReport(r: Results, docsDir: string): string {
       '## Scale: real processes on one host\n',
       'Every node a process of its own on loopback, default timings. First leader: from the last node up to every',
       'node naming the same leader. Failover: kill -9 and hand-over, every survivor names the new leader (p50 of the',
-      `runs). At rest: the whole cluster's messages and bytes per second sent, CPU (% of one core) and RSS per node.${
+      `runs). At rest (from \`--settle-s\` after the first agreement, 10 s by default, over \`--rest-s\`): the whole cluster's messages and bytes per second sent, CPU (% of one core) and RSS per node.${
         r.baselineRssMiB
           ? ` RSS includes Node and tsx's loader: an idle \`node --import tsx\` process takes ${r.baselineRssMiB} MiB here.`
           : ''
