@@ -174,7 +174,9 @@ export function writeReport(r: Results, docsDir: string): string {
         r.baselineRssMiB
           ? ` RSS includes Node and tsx's loader: an idle \`node --import tsx\` process takes ${r.baselineRssMiB} MiB here.`
           : ''
-      }\n`,
+      } CPU per node falls as the cluster grows: on a virtual machine an idle core sleeps deeply and every wake-up of a`,
+      "node is dear; with more processes the cores sleep less. The built daemon's own idle cost (no tsx) is measured by",
+      "`bench/idle.ts`: see the README's 'What an idle node costs'.\n",
     )
     md.push(
       markdownTable(
@@ -331,10 +333,9 @@ export function writeReport(r: Results, docsDir: string): string {
     'npm run bench:compare -- old.json new.json     # what changed between two runs',
     '```',
     '',
-    'How long the full run takes (estimated from the quick run on the shared 2-core machine, scaled to 30 runs per',
-    'figure; a quiet machine is somewhat faster): failover ~75 min (Consul alone ~25 min: each kill -9 waits out 2 × its',
-    '10 s TTL), scale ~45 min (3 drivers × 6 sizes; every failover restarts a process), sim ~3 min, groups ~15 min,',
-    'stability 40 min (2 drivers × with and without the hog × 10 min): about 3 hours in all. `--quick` takes ~20 min.',
+    'How long a full run takes: the "took" column of the table at the top, section by section (about 2 hours in all on',
+    'this 2-core machine; the slowest part is Consul in the failover section, where each kill -9 waits out about 2 × its',
+    '10 s TTL, and stability is 2 drivers × with and without the hog × 10 min). `--quick` takes ~20 min.',
     '',
     'Each benchmark also runs alone and prints a table: `npm run bench:raft`, `bench:bully`, `bench:lease`,',
     '`bench:sim`, `bench:scale`, `bench:groups`, `bench:stability`, `bench:exec` (see each file under bench/).',
