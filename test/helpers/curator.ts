@@ -4,9 +4,38 @@
  * Debian's Curator jars into a temporary directory, and run as a child process stopped by PID.
  */
 import { execFile } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { OwnedProcess, service, tempDir, waitUntil } from './services.js'
+import { NETTY_JARS } from './zookeeper.js'
+
+/** PEM files for a Curator participant that reaches ZooKeeper over TLS (its secureClientPort). */
+export interface CuratorTls {
+  ca: string
+  cert: string
+  key: string
+}
+
+/**
+ * The JVM flags that make ZooKeeper's own client (under Curator) speak TLS through Netty, as ZooKeeper's
+ * admin guide sets them: PEM trust and key stores (the key store holds key and certificate in one file).
+ */
+function tlsFlags(tls: CuratorTls): string[] {
+  const keyStore = join(tempDir('curator-tls'), 'client.pem')
+  writeFileSync(keyStore, `${readFileSync(tls.key, 'utf8')}\n${readFileSync(tls.cert, 'utf8')}`, {
+    mode: 0o600,
+  })
+  return [
+    '-Dzookeeper.client.secure=true',
+    '-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty',
+    `-Dzookeeper.ssl.keyStore.location=${keyStore}`,
+    '-Dzookeeper.ssl.keyStore.type=PEM',
+    `-Dzookeeper.ssl.trustStore.location=${tls.ca}`,
+    '-Dzookeeper.ssl.trustStore.type=PEM',
+  ]
+}
 
 const source = fileURLToPath(new URL('../fixtures/CuratorParticipant.java', import.meta.url))
 let compiled: Promise<string> | undefined
@@ -44,12 +73,16 @@ export class CuratorParticipant {
     })
   }
 
-  /** Starts a participant with `id` in the latch at `path`; resolves once its node exists. */
+  /**
+   * Starts a participant with `id` in the latch at `path`; resolves once its node exists. With `tls`,
+   * `connect` must be the server's TLS port.
+   */
   static async start(
     connect: string,
     path: string,
     id: string,
     sessionTimeoutMs = 4000,
+    tls?: CuratorTls,
   ): Promise<CuratorParticipant> {
     const classes = await compileCuratorParticipant()
     const proc = new OwnedProcess(
@@ -60,8 +93,9 @@ export class CuratorParticipant {
         '-XX:+UseSerialGC',
         '-XX:TieredStopAtLevel=1',
         '-Dorg.slf4j.simpleLogger.defaultLogLevel=warn',
+        ...(tls ? tlsFlags(tls) : []),
         '-cp',
-        `${classes}:${service('BALLOT_CURATOR_CP')}`,
+        [classes, service('BALLOT_CURATOR_CP'), ...(tls ? NETTY_JARS : [])].join(':'),
         'CuratorParticipant',
         connect,
         path,

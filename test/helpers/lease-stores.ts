@@ -94,6 +94,8 @@ export interface ZooKeeperUnderTest extends StoreServer {
   zk: ZooKeeperServer
   /** A plain node-zookeeper-client connected to it (closed with the server). */
   raw(): Promise<zookeeper.Client>
+  /** Over TLS: the files another TLS client (Curator) needs: the CA, and a client certificate and key. */
+  tlsFiles?: { ca: string; cert: string; key: string }
 }
 
 /** Runs a node-zookeeper-client call as a promise. */
@@ -147,6 +149,8 @@ function zookeeperUnderTest(zk: ZooKeeperServer, tls?: { store: StoreTls; ca: Te
       tls?.ca.close()
     },
   }
+  if (tls)
+    server.tlsFiles = { ca: tls.ca.ca.file, cert: tls.ca.client.cert.file, key: tls.ca.client.key.file }
   return server
 }
 

@@ -40,8 +40,8 @@ export interface ZooKeeperOptions {
   }
 }
 
-/** Netty (for the TLS connection factory) beside ZooKeeper's own jars, from Debian's /usr/share/java. */
-const NETTY_JARS = [
+/** Netty (for the TLS connection factories of server and client) beside ZooKeeper's own jars, from Debian's /usr/share/java. */
+export const NETTY_JARS = [
   'netty-handler',
   'netty-common',
   'netty-buffer',
