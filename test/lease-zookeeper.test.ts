@@ -9,7 +9,7 @@ import { describe, test } from 'node:test'
 import zookeeper from 'node-zookeeper-client'
 import { LeaseElection } from '../src/lease/candidate.js'
 import { ZooKeeperBackend, type ZooKeeperBackendOptions } from '../src/lease/stores/zookeeper.js'
-import { CuratorParticipant } from './helpers/curator.js'
+import { latchSharedWithCurator } from './helpers/curator-latch.js'
 import { candidateOn, type Recorded } from './helpers/lease.js'
 import { leaseScenarios } from './helpers/lease-scenarios.js'
 import { zkCall as call, zookeeperStore } from './helpers/lease-stores.js'
@@ -87,40 +87,6 @@ function digestOf(user: string, password: string): string {
 }
 
 describe('lease on ZooKeeper: one latch with Curator LeaderLatch', () => {
-  test('Curator leads: ballot names it by its id; when it closes its latch, ballot leads; then Curator waits behind ballot and takes over on resign', async () => {
-    const path = latch()
-    const curator = await CuratorParticipant.start(s.server.zk.connectString, path, 'curator-1')
-    s.own({ close: () => curator.stop('SIGKILL') })
-    await curator.waitLine(/^leader$/)
-    const a = candidate(path, 'ballot-a')
-    const f = s.follower(path)
-    await a.e.start()
-    await f.e.start()
-    await waitUntil('ballot to name Curator', () => a.e.leader()?.id === 'curator-1')
-    assert.equal(a.e.isLeader(), false)
-    assert.equal(f.e.leader()?.id, 'curator-1')
-    await waitUntil('Curator to list ballot behind it', async () => {
-      const ids = await curator.participants()
-      return ids.join() === 'curator-1,ballot-a'
-    })
-    assert.equal(await curator.closeStdin(), 0)
-    await waitUntil('ballot to lead', () => a.e.isLeader(), 10_000)
-    await waitUntil('the follower to name ballot', () => f.e.leader()?.id === 'ballot-a')
-
-    const second = await CuratorParticipant.start(s.server.zk.connectString, path, 'curator-2')
-    s.own({ close: () => second.stop('SIGKILL') })
-    await waitUntil('the second Curator to list itself behind ballot', async () => {
-      const ids = await second.participants()
-      return ids.join() === 'ballot-a,curator-2'
-    })
-    assert.equal(second.isLeader, false)
-    await a.e.resign()
-    await second.waitLine(/^leader$/)
-    await waitUntil('ballot to name Curator again', () => a.e.leader()?.id === 'curator-2')
-    assert.equal(a.e.isLeader(), false)
-    assert.equal(await second.closeStdin(), 0)
-    await waitUntil('ballot to lead again', () => a.e.isLeader(), 10_000)
-    await a.e.stop()
-    await f.e.stop()
-  })
+  test('Curator leads: ballot names it by its id; when it closes its latch, ballot leads; then Curator waits behind ballot and takes over on resign', () =>
+    latchSharedWithCurator(s, { path: latch(), connect: s.server.zk.connectString }))
 })
