@@ -3,35 +3,26 @@
 // must release and delete nothing of that later join. (Its own file, and process: the proxy's abandoned
 // long polls once disturbed the tests that ran after it in the same process.)
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import { ConsulBackend } from '../src/lease/stores/consul.js'
 import { Recorder } from './helpers/backend-recorder.js'
-import { ConsulAgent } from './helpers/consul.js'
+import { agentForFile } from './helpers/consul.js'
 import { HttpHoldProxy } from './helpers/http-hold-proxy.js'
 import { waitUntil } from './helpers/services.js'
 
-let agent: ConsulAgent
-const others: Array<{ close(): Promise<unknown> | unknown }> = []
-before(async () => {
-  agent = await ConsulAgent.start()
-})
-after(async () => {
-  await Promise.allSettled(others.map((o) => o.close()))
-  await agent?.close()
-})
+const file = agentForFile()
 
 function backend(opts: { prefix: string; address: string; requestTimeoutMs: number }): ConsulBackend {
   const b = new ConsulBackend({ waitMs: 5000, retryMs: 200, ...opts })
-  others.push(b)
-  return b
+  return file.own(b)
 }
 
 const uniquePrefix = (name: string) => `ballot-test/${name}-${process.pid}`
 
 test('a late leave (held in the network while the candidate left again, rejoined and led anew) releases and deletes nothing of the later join', async () => {
   const prefix = uniquePrefix('late-leave')
-  const proxy = await HttpHoldProxy.start(agent.address)
-  others.push(proxy)
+  const proxy = await HttpHoldProxy.start(file.agent.address)
+  file.own(proxy)
   const events = new Recorder('a')
   // A long request timeout: the held request waits in the proxy, and the rest of that leave (the line
   // key's delete) follows it to Consul once it is let through, late.
@@ -39,10 +30,10 @@ test('a late leave (held in the network while the candidate left again, rejoined
   await b.connect(events, { watchOnly: false })
   const session = await b.openSession(10_000)
   const lock = async () => {
-    const kv = JSON.parse((await agent.http('GET', `/v1/kv/${prefix}/.lock`)).text || '[]')[0]
+    const kv = JSON.parse((await file.agent.http('GET', `/v1/kv/${prefix}/.lock`)).text || '[]')[0]
     return kv as { Session?: string; ModifyIndex: number } | undefined
   }
-  const line = async () => (await agent.http('GET', `/v1/kv/${prefix}.ballot/line/${session.id}`)).status
+  const line = async () => (await file.agent.http('GET', `/v1/kv/${prefix}.ballot/line/${session.id}`)).status
   await b.join({ id: 'a' })
   const first = await waitUntil('join 1 to hold the lock', async () => {
     const kv = await lock()

@@ -3,27 +3,19 @@
 // lock held by a live session that is no longer in line: nobody else could ever lead. (Its own file and
 // process, as consul-late-leave: the proxy's abandoned long polls can disturb tests run after it.)
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import { ConsulBackend } from '../src/lease/stores/consul.js'
 import { Recorder } from './helpers/backend-recorder.js'
-import { ConsulAgent } from './helpers/consul.js'
+import { agentForFile } from './helpers/consul.js'
 import { HttpHoldProxy } from './helpers/http-hold-proxy.js'
 import { waitUntil } from './helpers/services.js'
 
-let agent: ConsulAgent
-const others: Array<{ close(): Promise<unknown> | unknown }> = []
-before(async () => {
-  agent = await ConsulAgent.start()
-})
-after(async () => {
-  await Promise.allSettled(others.map((o) => o.close()))
-  await agent?.close()
-})
+const file = agentForFile()
 
 test('an acquire that lands after the candidate left is released while its session lives on', async () => {
   const prefix = `ballot-test/lost-acquire-${process.pid}`
-  const proxy = await HttpHoldProxy.start(agent.address)
-  others.push(proxy)
+  const proxy = await HttpHoldProxy.start(file.agent.address)
+  file.own(proxy)
   const b = new ConsulBackend({
     prefix,
     address: proxy.address,
@@ -31,15 +23,16 @@ test('an acquire that lands after the candidate left is released while its sessi
     retryMs: 200,
     requestTimeoutMs: 1000,
   })
-  others.push(b)
+  file.own(b)
   await b.connect(new Recorder('a'), { watchOnly: false })
   const session = await b.openSession(10_000)
   type Lock = { Session?: string; LockIndex: number; ModifyIndex: number }
   const lock = async () =>
-    JSON.parse((await agent.http('GET', `/v1/kv/${prefix}/.lock`)).text || '[]')[0] as Lock | undefined
-  const lineKey = async () => (await agent.http('GET', `/v1/kv/${prefix}.ballot/line/${session.id}`)).status
+    JSON.parse((await file.agent.http('GET', `/v1/kv/${prefix}/.lock`)).text || '[]')[0] as Lock | undefined
+  const lineKey = async () =>
+    (await file.agent.http('GET', `/v1/kv/${prefix}.ballot/line/${session.id}`)).status
   const sessionLives = async () =>
-    JSON.parse((await agent.http('GET', `/v1/session/info/${session.id}`)).text || 'null')?.length === 1
+    JSON.parse((await file.agent.http('GET', `/v1/session/info/${session.id}`)).text || 'null')?.length === 1
 
   // The watch loop's acquire is held in the network; the candidate leaves meanwhile (nothing to release:
   // as far as the backend knows, it never held the lock).

@@ -8,6 +8,7 @@
  */
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { after, before } from 'node:test'
 import { freePorts, OwnedProcess, removeTempDir, service, tempDir, waitUntil } from './services.js'
 
 export interface ConsulAgentOptions {
@@ -193,5 +194,34 @@ export class ConsulAgent {
         },
       },
     )
+  }
+}
+
+/**
+ * One dev agent for a whole test file: started before its first test; after the last, everything `own`ed
+ * is closed (even when a test failed), then the agent.
+ */
+export function agentForFile(): {
+  readonly agent: ConsulAgent
+  own<T extends { close(): unknown }>(x: T): T
+} {
+  let agent: ConsulAgent | undefined
+  const owned: Array<{ close(): unknown }> = []
+  before(async () => {
+    agent = await ConsulAgent.start()
+  })
+  after(async () => {
+    await Promise.allSettled(owned.map(async (o) => o.close()))
+    await agent?.close()
+  })
+  return {
+    get agent() {
+      if (!agent) throw new Error('the Consul agent is not started yet (use it inside a test)')
+      return agent
+    },
+    own(x) {
+      owned.push(x)
+      return x
+    },
   }
 }
