@@ -10,7 +10,8 @@
  * `linePrefix` (default `<prefix>.ballot/line`, a sibling of the prefix, so `consul lock` never sees it),
  * ordered by each key's CreateIndex: only the first in that line races for the lock, blocking on the lock
  * key; every other candidate blocks on the key just before its own, so a join or a leave wakes one
- * candidate, not all. A keepAlive (one session renew) also refreshes what this candidate reports.
+ * candidate, not all. A waiting candidate's keepAlive (one session renew) also refreshes what it reports;
+ * the holder blocks on the lock and the line, so at rest its keepAlive is its only request.
  *
  * The line reported: the holder first (order 0; for a ballot holder its line key and id, for a
  * `consul lock` holder the lock key and the holder's session id as its id), then ballot's waiting
@@ -65,7 +66,10 @@ export interface ConsulBackendOptions {
   checks?: string[]
   /** Session name shown by Consul. Default `ballot lease on '<prefix>'`. */
   sessionName?: string
-  /** Longest wait of one blocking query (ms). Default 10000. */
+  /**
+   * Longest wait of one blocking query (ms). Default 300000, Consul's own default (it caps waits at 10 min):
+   * a query answers as soon as its key changes, so a long wait costs nothing but the requests it saves.
+   */
   waitMs?: number
   /** Pause before trying again to acquire a free lock that was refused (a lock-delay runs) (ms). Default 1000. */
   retryMs?: number
@@ -260,7 +264,7 @@ export class ConsulBackend implements LeaseBackend {
     this.lockDelayMs = nonNegative('lockDelayMs', opts.lockDelayMs ?? 15_000)
     this.checks = opts.checks ?? ['serfHealth']
     this.sessionName = opts.sessionName ?? `ballot lease on '${this.prefix}'`
-    this.waitMs = positive('waitMs', opts.waitMs ?? 10_000)
+    this.waitMs = positive('waitMs', opts.waitMs ?? 300_000)
     this.retryMs = positive('retryMs', opts.retryMs ?? 1000)
     this.requestTimeoutMs = positive('requestTimeoutMs', opts.requestTimeoutMs ?? 5000)
   }
@@ -336,8 +340,10 @@ export class ConsulBackend implements LeaseBackend {
       this.sessionGone(session.id)
       throw new SessionLostError(STORE, `session ${session.id} is gone`)
     }
-    // Refresh what this candidate reports (it blocks only on its predecessor otherwise).
-    this.wake()
+    // A waiting candidate blocks only on the key before its own (so that a hand-over wakes one candidate,
+    // not all): it learns of a new holder here, at its keep-alive. The holder blocks on the lock and the
+    // line and needs no refresh: its keep-alive is its only request at rest.
+    if (this.holding?.session !== session.id) this.wake()
   }
 
   async join(self: { id: string; address?: string; tags?: Record<string, string> }): Promise<LineEntry> {
@@ -760,7 +766,10 @@ export class ConsulBackend implements LeaseBackend {
     }
     if (holder === session.id) {
       this.holding ??= { session: session.id, token: snap.lock!.ModifyIndex }
-      await this.blockAny(ctx, [{ key: this.lockKey, index: snap.lockIndex }])
+      await this.blockAny(ctx, [
+        { key: this.lockKey, index: snap.lockIndex },
+        { key: `${this.linePrefix}/`, index: snap.lineIndex, recurse: true },
+      ])
       return
     }
     const mineAt = snap.line.findIndex((e) => e.Key === me.key)

@@ -1,14 +1,15 @@
-// The Consul backend against a real Consul 1.8.7 agent: an acquire of the lock that lands at Consul after
-// the candidate left (its answer lost or late, as when the agent goes down under it) must not leave the
-// lock held by a live session that is no longer in line: nobody else could ever lead. (Its own file and
-// process, as consul-late-leave: the proxy's abandoned long polls can disturb tests run after it.)
+// The Consul backend against a real Consul 1.8.7 agent, through an HTTP proxy that sees (and may hold
+// back) every request: what a holder sends at rest, and an acquire of the lock that lands at Consul after
+// the candidate left (its answer lost or late, as when the agent goes down under it), which must not
+// leave the lock held by a live session that is no longer in line: nobody else could ever lead. (Its own
+// file and process, as consul-late-leave: the proxy's abandoned long polls can disturb later tests.)
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { ConsulBackend } from '../src/lease/stores/consul.js'
 import { Recorder } from './helpers/backend-recorder.js'
 import { agentForFile } from './helpers/consul.js'
 import { HttpHoldProxy } from './helpers/http-hold-proxy.js'
-import { waitUntil } from './helpers/services.js'
+import { sleep, waitUntil } from './helpers/services.js'
 
 const file = agentForFile()
 
@@ -63,4 +64,32 @@ test('an acquire that lands after the candidate left is released while its sessi
   assert.ok(await sessionLives(), 'released by the backend, not by the session ending')
   await b.close()
   await proxy.close()
+})
+
+test('a holder at rest sends its keep-alives and nothing else', async () => {
+  const prefix = `ballot-test/at-rest-${process.pid}`
+  const proxy = file.own(await HttpHoldProxy.start(file.agent.address))
+  const b = file.own(new ConsulBackend({ prefix, address: proxy.address, retryMs: 200 }))
+  const events = new Recorder('a')
+  await b.connect(events, { watchOnly: false })
+  const session = await b.openSession(10_000)
+  await b.join({ id: 'a' })
+  await events.waitLine(['a'])
+  // Settled: the holder's watch loop blocks on the lock and the line (its last two requests).
+  await waitUntil('the holder to block on the lock and the line', () => {
+    const last = proxy.seen.slice(-2).map((r) => decodeURIComponent(r.url))
+    return (
+      last.length === 2 &&
+      last.every((u) => u.includes('index=')) &&
+      last.some((u) => u.includes('/.lock?')) &&
+      last.some((u) => u.includes('.ballot/line/?'))
+    )
+  })
+  const from = proxy.seen.length
+  for (let i = 0; i < 3; i++) await b.keepAlive()
+  await sleep(500) // anything a keep-alive set off has been sent by now
+  assert.deepEqual(
+    proxy.seen.slice(from).map((r) => `${r.method} ${r.url.replace(/\?.*/, '')}`),
+    Array(3).fill(`PUT /v1/session/renew/${session.id}`),
+  )
 })
