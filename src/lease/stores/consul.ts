@@ -42,6 +42,8 @@ const STORE = 'consul'
 /** api.LockFlagValue in Consul's Go API (0x2ddccbc058a50c18), exactly. */
 export const CONSUL_LOCK_FLAGS = 3304740253564472344n
 const MIN_TTL_S = 10
+/** How long a blocking query waits while a session's keep-alives watch the agent: Consul's own default. */
+const SESSION_WAIT_MS = 300_000
 const MAX_TTL_S = 86_400
 
 /** How a Consul backend reaches its agent and which `consul lock` prefix it takes part in. */
@@ -67,8 +69,10 @@ export interface ConsulBackendOptions {
   /** Session name shown by Consul. Default `ballot lease on '<prefix>'`. */
   sessionName?: string
   /**
-   * Longest wait of one blocking query (ms). Default 300000, Consul's own default (it caps waits at 10 min):
-   * a query answers as soon as its key changes, so a long wait costs nothing but the requests it saves.
+   * Longest wait of one blocking query while this backend has no session, as a follower (ms). Default
+   * 10000: nothing else would notice a connection that died silently. With a session, queries wait up to
+   * Consul's own default of 5 minutes (and at least this): the session's keep-alive checks the agent every
+   * TTL/3 and a failed request wakes the watch loop, so a long wait costs nothing but the requests it saves.
    */
   waitMs?: number
   /** Pause before trying again to acquire a free lock that was refused (a lock-delay runs) (ms). Default 1000. */
@@ -264,7 +268,7 @@ export class ConsulBackend implements LeaseBackend {
     this.lockDelayMs = nonNegative('lockDelayMs', opts.lockDelayMs ?? 15_000)
     this.checks = opts.checks ?? ['serfHealth']
     this.sessionName = opts.sessionName ?? `ballot lease on '${this.prefix}'`
-    this.waitMs = positive('waitMs', opts.waitMs ?? 300_000)
+    this.waitMs = positive('waitMs', opts.waitMs ?? 10_000)
     this.retryMs = positive('retryMs', opts.retryMs ?? 1000)
     this.requestTimeoutMs = positive('requestTimeoutMs', opts.requestTimeoutMs ?? 5000)
   }
@@ -505,6 +509,8 @@ export class ConsulBackend implements LeaseBackend {
     if (this.doubt || this.closed) return
     this.doubt = true
     this.events?.suspended(err)
+    // The watch loop's blocking queries may hang on a connection that died silently: ask again.
+    this.wake()
   }
 
   /** A request went through after a doubt: resumed if the session is still there, else sessionLost. */
@@ -522,8 +528,10 @@ export class ConsulBackend implements LeaseBackend {
         (info) => {
           if (!this.doubt) return
           this.doubt = false
-          if (info) this.events?.resumed()
-          else this.sessionGone(session.id)
+          if (info) {
+            this.events?.resumed()
+            this.wake()
+          } else this.sessionGone(session.id)
         },
         () => {},
       )
@@ -822,6 +830,7 @@ export class ConsulBackend implements LeaseBackend {
     keys: Array<{ key: string; index: string; recurse?: boolean }>,
   ): Promise<void> {
     const client = this.client!
+    const waitMs = this.session ? Math.max(this.waitMs, SESSION_WAIT_MS) : this.waitMs
     const local: CancelCtx = new EventEmitter()
     local.setMaxListeners(0)
     local.includeResponse = true
@@ -835,9 +844,9 @@ export class ConsulBackend implements LeaseBackend {
               key: k.key,
               recurse: k.recurse,
               index: k.index,
-              wait: `${this.waitMs}ms`,
+              wait: `${waitMs}ms`,
               ctx: local,
-              timeout: this.waitMs + this.waitMs / 16 + this.requestTimeoutMs,
+              timeout: waitMs + waitMs / 16 + this.requestTimeoutMs,
             }),
           ),
         ),
