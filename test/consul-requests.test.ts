@@ -15,16 +15,11 @@ const file = agentForFile()
 
 test('an acquire that lands after the candidate left is released while its session lives on', async () => {
   const prefix = `ballot-test/lost-acquire-${process.pid}`
-  const proxy = await HttpHoldProxy.start(file.agent.address)
-  file.own(proxy)
-  const b = new ConsulBackend({
-    prefix,
-    address: proxy.address,
-    waitMs: 5000,
-    retryMs: 200,
-    requestTimeoutMs: 1000,
-  })
-  file.own(b)
+  const proxy = file.own(await HttpHoldProxy.start(file.agent.address))
+  // A short request timeout: the held acquire's answer is given up for lost, as when the agent goes down.
+  const b = file.own(
+    new ConsulBackend({ prefix, address: proxy.address, waitMs: 5000, retryMs: 200, requestTimeoutMs: 1000 }),
+  )
   await b.connect(new Recorder('a'), { watchOnly: false })
   const session = await b.openSession(10_000)
   type Lock = { Session?: string; LockIndex: number; ModifyIndex: number }
@@ -92,4 +87,6 @@ test('a holder at rest sends its keep-alives and nothing else', async () => {
     proxy.seen.slice(from).map((r) => `${r.method} ${r.url.replace(/\?.*/, '')}`),
     Array(3).fill(`PUT /v1/session/renew/${session.id}`),
   )
+  await b.close()
+  await proxy.close()
 })
