@@ -20,7 +20,7 @@ export function lineMembers(
     id: e.id,
     address: e.address,
     kind: 'voter',
-    role: i > 0 ? 'follower' : leads && e === head ? 'leader' : 'candidate',
+    role: i > 0 ? 'follower' : leads ? 'leader' : 'candidate',
     term: e.token,
     tags: e.tags ?? {},
     reachable: true,
