@@ -184,6 +184,12 @@ export class ZooKeeperBackend implements LeaseBackend {
   private pendingGuid: string | undefined
   /** A join is in flight: reads of the line must not arm a children watch it would leave behind. */
   private joining = false
+  /**
+   * The create of the join in flight. The driver may give up on a join (no answer in time) and join again,
+   * or leave, while it is still on the wire: those wait for it, so that its node is adopted or removed
+   * rather than left in the line under the live session beside a second one.
+   */
+  private creating: Promise<void> | undefined
   private readonly cache = new Map<string, NodeInfo>()
   private lastLine = ''
   private lastChildren = ''
@@ -303,14 +309,17 @@ export class ZooKeeperBackend implements LeaseBackend {
   }
 
   async join(self: { id: string; address?: string; tags?: Record<string, string> }): Promise<LineEntry> {
+    while (this.creating) await this.creating.catch(() => {})
     const conn = this.sessionConn()
     if (this.fault) throw this.fault
     if (!(this.me && this.me.conn === conn)) {
       this.joining = true
+      this.creating = this.create(conn, self)
       try {
-        await this.create(conn, self)
+        await this.creating
       } finally {
         this.joining = false
+        this.creating = undefined
       }
     }
     this.dirty = true
@@ -331,6 +340,7 @@ export class ZooKeeperBackend implements LeaseBackend {
    * would stay in the line, held by a live session, and block every election from its head.
    */
   async leave(): Promise<void> {
+    while (this.creating) await this.creating.catch(() => {})
     const me = this.me
     if (!me) return
     if (me.conn === this.conn && !me.conn.expired) {
